@@ -117,6 +117,17 @@ def test_sec_22_overlong_reply_line() -> None:
         parse_all(b"250 " + b"x" * (MAX_REPLY_LINE_OCTETS - 3) + b"\r\n")
 
 
+def test_sec_35_auth_challenge_of_12288_octets_parses() -> None:
+    challenge = b"A" * 12288
+    (reply,) = parse_bytewise(b"334 " + challenge + b"\r\n")
+    assert reply.lines == (challenge,)
+    with pytest.raises(SMTPProtocolError, match="line longer"):
+        parse_all(b"334 " + challenge + b"A\r\n")
+    # Only a 334 challenge gets the larger allowance.
+    with pytest.raises(SMTPProtocolError, match="line longer"):
+        parse_all(b"250 " + challenge + b"\r\n")
+
+
 def test_sec_22_unterminated_line_stops_buffering() -> None:
     parser = ReplyParser()
     chunk = b"x" * 1000

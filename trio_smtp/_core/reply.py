@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from .errors import SMTPProtocolError
 
 __all__ = [
+    "MAX_CHALLENGE_LINE_OCTETS",
     "MAX_REPLY_LINES",
     "MAX_REPLY_LINE_OCTETS",
     "MAX_REPLY_OCTETS",
@@ -27,6 +28,9 @@ __all__ = [
 #: Longest reply line accepted, CRLF excluded. RFC 5321 allows 512; real
 #: servers exceed it a little, and CPython tolerates 8192 (SECURITY 22).
 MAX_REPLY_LINE_OCTETS = 2048
+#: Longest ``334`` line: RFC 4954 4 lets an AUTH challenge carry 12288
+#: octets of base64 (SECURITY 35), more than any other reply needs.
+MAX_CHALLENGE_LINE_OCTETS = 4 + 12288
 #: Largest whole reply (all lines, CRLFs included).
 MAX_REPLY_OCTETS = 64 * 1024
 #: Most lines one reply may have (SECURITY 23: endless ``250-x``).
@@ -203,14 +207,16 @@ class ReplyParser:
         if start:
             del buffer[:start]
         # A line still waiting for its CRLF may hold one CR of that CRLF.
-        if len(buffer) > MAX_REPLY_LINE_OCTETS + 1:
-            raise SMTPProtocolError(f"reply line longer than {MAX_REPLY_LINE_OCTETS} octets")
+        limit = _line_limit(buffer)
+        if len(buffer) > limit + 1:
+            raise SMTPProtocolError(f"reply line longer than {limit} octets")
         if self._reply_octets + len(buffer) > MAX_REPLY_OCTETS:
             raise SMTPProtocolError(f"reply longer than {MAX_REPLY_OCTETS} octets")
 
     def _line(self, line: bytes) -> Reply | None:
-        if len(line) > MAX_REPLY_LINE_OCTETS:
-            raise SMTPProtocolError(f"reply line longer than {MAX_REPLY_LINE_OCTETS} octets")
+        limit = _line_limit(line)
+        if len(line) > limit:
+            raise SMTPProtocolError(f"reply line longer than {limit} octets")
         code = line[:3]
         if len(line) < 3 or not code.isdigit():
             raise SMTPProtocolError(f"malformed reply line: {escape_text(line[:64])!r}")
@@ -240,3 +246,7 @@ class ReplyParser:
         self._lines = []
         self._reply_octets = 0
         return reply
+
+
+def _line_limit(line: bytes | bytearray) -> int:
+    return MAX_CHALLENGE_LINE_OCTETS if line[:4] == b"334 " else MAX_REPLY_LINE_OCTETS
