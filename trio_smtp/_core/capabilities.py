@@ -14,7 +14,7 @@ typed properties for the extensions the client uses, plus `has` and `params`
 for everything else. Keywords are case-insensitive. Real servers are sloppy,
 so the parser is lenient about form and strict about safety:
 
-* a bare ``250 `` last line, blank lines, leading or trailing spaces and tabs
+* a last line of just ``250`` and a space, blank lines, leading or trailing spaces and tabs
   are tolerated (blank keyword lines are skipped);
 * duplicate keywords are merged: the first line naming a keyword supplies
   `params`, while the AUTH mechanisms of every line are united;

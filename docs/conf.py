@@ -1,0 +1,19 @@
+"""Sphinx configuration for the trio-smtp docs (built with -W in CI)."""
+
+from __future__ import annotations
+
+project = "trio-smtp"
+author = "trio-smtp developers"
+copyright = "2026, trio-smtp developers"
+release = "0.1.0.dev0"
+
+extensions = ["sphinx.ext.autodoc", "sphinx.ext.intersphinx", "sphinx.ext.napoleon"]
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"
+default_role = "py:obj"
+# The stdlib inventory cannot be fetched offline; references to it stay plain.
+intersphinx_mapping: dict[str, tuple[str, str | None]] = {}
+nitpicky = False
+html_theme = "alabaster"
+exclude_patterns = ["_build"]
+suppress_warnings = ["ref.python"]

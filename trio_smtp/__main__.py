@@ -1,0 +1,7 @@
+"""Entry point for ``python -m trio_smtp``."""
+
+import sys
+
+from ._cli import main
+
+sys.exit(main())
