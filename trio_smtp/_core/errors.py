@@ -19,6 +19,7 @@ __all__ = [
     "ExtensionUnavailable",
     "InvalidInputError",
     "LocalProtocolError",
+    "MessageTooLarge",
     "OutcomeUnknown",
     "PolicyError",
     "RecipientsRefused",
@@ -27,6 +28,7 @@ __all__ = [
     "SMTPError",
     "SMTPProtocolError",
     "SMTPReplyError",
+    "TLSHandshakeError",
     "UnsupportedMechanism",
 ]
 
@@ -37,6 +39,15 @@ class SMTPError(Exception):
 
 class SMTPConnectionError(SMTPError):
     """The transport failed, was closed, or the client is broken and unusable."""
+
+
+class TLSHandshakeError(SMTPConnectionError):
+    """The TLS handshake failed: an untrusted, expired or mismatched certificate,
+    a protocol version below TLS 1.2, or a server that did not speak TLS.
+
+    Nothing was sent over the connection after the failure, and the client
+    never falls back to plaintext or another port (SECURITY 6, 38, 41).
+    """
 
 
 class SMTPProtocolError(SMTPError):
@@ -116,6 +127,19 @@ class PolicyError(SMTPError):
     """A local sending policy refused the message before any command was sent."""
 
 
+class MessageTooLarge(PolicyError):
+    """The message is larger than the server's advertised SIZE limit (RFC 1870).
+
+    Raised before MAIL is sent: ``size`` is the message's size, ``limit`` the
+    server's.
+    """
+
+    def __init__(self, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(f"the message has {size} octets; the server accepts at most {limit}")
+
+
 class InvalidInputError(SMTPError, ValueError):
     """The caller passed something that cannot be sent safely.
 
@@ -131,4 +155,19 @@ class OutcomeUnknown(SMTPError):
     The server may or may not have accepted the message: retrying may send a
     duplicate. Deliberately not an :class:`SMTPConnectionError`, so that code
     which retries on connection errors does not retry this by accident.
+
+    In LMTP, ``replies`` holds the per-recipient replies that did arrive and
+    ``unanswered`` the recipients whose fate is unknown.
     """
+
+    def __init__(
+        self,
+        message: str = "connection lost after the end of data: the message may or may not "
+        "have been accepted",
+        *,
+        replies: Mapping[str, Reply] | None = None,
+        unanswered: tuple[str, ...] = (),
+    ) -> None:
+        self.replies = dict(replies or {})
+        self.unanswered = unanswered
+        super().__init__(message)

@@ -1,0 +1,1134 @@
+"""`SMTPClient`: the trio layer over the sans-IO session; `open_smtp` / `open_lmtp`.
+
+This module only moves bytes between a `trio.abc.Stream` and
+`ClientSession`, and owns what the core cannot: TLS upgrades, cancellation,
+and turning lost connections into definite outcomes. Every operation runs
+under one `trio.StrictFIFOLock`; any failure or cancellation while bytes are
+in flight closes the stream and leaves the client BROKEN, because the
+protocol state is then unknown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import email.policy
+import email.utils
+import enum
+import ipaddress
+import socket
+import ssl
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from email.message import Message
+from typing import Literal, NoReturn
+
+import trio
+
+from ._core.address import ForwardPath, ReversePath
+from ._core.capabilities import Capabilities
+from ._core.commands import (
+    Command,
+    Data,
+    Ehlo,
+    Expn,
+    Helo,
+    Help,
+    Lhlo,
+    Mail,
+    MailParams,
+    Noop,
+    Quit,
+    Rcpt,
+    RcptParams,
+    Rset,
+    SmtpOp,
+    StartTLS,
+    Vrfy,
+)
+from ._core.dotstuff import NewlineNormalizer
+from ._core.errors import (
+    AuthRejected,
+    ExtensionUnavailable,
+    InvalidInputError,
+    MessageTooLarge,
+    OutcomeUnknown,
+    PolicyError,
+    RecipientsRefused,
+    SMTPConnectionError,
+    SMTPError,
+    SMTPReplyError,
+    TLSHandshakeError,
+    UnsupportedMechanism,
+)
+from ._core.reply import Reply
+from ._core.sasl import AuthMechanism, choose_mechanism, exchange_for
+from ._core.session import NEED_DATA, ClientSession, ConnectionClosed, Response, SessionState
+from ._outcome import LMTPOutcome, SendOutcome, queue_id_from
+from ._policy import AuditEvent, AuditHook, Policy, logger
+from ._tls import default_context, require_verifying
+
+__all__ = [
+    "IMPLICIT",
+    "PLAINTEXT",
+    "STARTTLS",
+    "Body",
+    "SMTPClient",
+    "TLSMode",
+    "Transfer",
+    "open_lmtp",
+    "open_smtp",
+]
+
+
+class TLSMode(enum.Enum):
+    """How the connection is protected."""
+
+    #: TLS from the first byte (port 465, RFC 8314): the default.
+    IMPLICIT = "implicit"
+    #: Plaintext greeting, then STARTTLS, required: no STARTTLS means no mail.
+    STARTTLS = "starttls"
+    #: No TLS at all: an explicit opt-in, for loopback and unix sockets.
+    PLAINTEXT = "plaintext"
+
+
+IMPLICIT = TLSMode.IMPLICIT
+STARTTLS = TLSMode.STARTTLS
+PLAINTEXT = TLSMode.PLAINTEXT
+
+_DEFAULT_PORTS = {TLSMode.IMPLICIT: 465, TLSMode.STARTTLS: 587, TLSMode.PLAINTEXT: 25}
+
+Body = bytes | bytearray | memoryview | str | trio.abc.ReceiveStream
+Transfer = Literal["auto", "data", "bdat"]
+
+#: Bytes asked of the transport per read.
+RECEIVE_SIZE = 64 * 1024
+#: Bytes asked of a body stream per read.
+BODY_READ_SIZE = 64 * 1024
+#: BDAT chunk size for streamed bodies, and the largest in-memory body sent
+#: as a single pipelined ``BDAT n LAST``.
+BDAT_CHUNK_SIZE = 1024 * 1024
+#: BDAT chunks sent ahead of their replies: enough to keep the pipe full,
+#: few enough that unread replies never fill the server's send buffer.
+BDAT_WINDOW = 2
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A validated transaction: everything is checked before the first byte."""
+
+    mail: Mail
+    rcpts: tuple[Rcpt, ...]
+    payload: bytes | None
+    stream: trio.abc.ReceiveStream | None
+    use_bdat: bool
+    binary: bool
+
+
+class SMTPClient:
+    """A connection to an SMTP or LMTP server.
+
+    Get one from `open_smtp`, `open_lmtp` or `SMTPClient.from_stream`. One
+    client may be shared by many tasks: operations are serialised in FIFO
+    order. No method takes a timeout: bound them with trio cancel scopes.
+    """
+
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        *,
+        lmtp: bool,
+        tls: TLSMode,
+        ssl_context: ssl.SSLContext | None,
+        server_hostname: str | None,
+        local_hostname: str | None,
+        policy: Policy | None,
+        audit: AuditHook | None,
+        peer: str,
+        peer_is_local: bool,
+    ) -> None:
+        """Use `open_smtp`, `open_lmtp` or `from_stream`: this does no I/O."""
+        self._stream = stream
+        self._tls_mode = tls
+        self._ssl_context = require_verifying(ssl_context) if ssl_context is not None else None
+        self._server_hostname = server_hostname
+        self._local_hostname = local_hostname
+        self._policy = policy
+        self._audit = audit
+        self._peer = peer
+        self._peer_is_local = peer_is_local
+        self._session = ClientSession(lmtp=lmtp, tls_active=isinstance(stream, trio.SSLStream))
+        self._lock = trio.StrictFIFOLock()
+        self._broken = False
+        self._closed = False
+        # Set between writing the end of data and reading its reply: a
+        # connection lost then leaves the message's fate unknown.
+        self._awaiting_final = False
+
+    # -- construction -----------------------------------------------------
+
+    @classmethod
+    async def from_stream(
+        cls,
+        stream: trio.abc.Stream,
+        *,
+        tls: TLSMode,
+        lmtp: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+        local_hostname: str | None = None,
+        policy: Policy | None = None,
+        audit: AuditHook | None = None,
+        peer_is_local: bool = False,
+    ) -> SMTPClient:
+        """Drive a stream the caller already has (a proxy tunnel, a test stream).
+
+        Reads the greeting, says EHLO (or LHLO), and upgrades as ``tls``
+        asks: IMPLICIT wraps the stream in TLS first, even a socket the
+        caller thinks secure (SECURITY 41); STARTTLS requires the upgrade.
+        ``server_hostname`` is the name the certificate must match.
+        ``peer_is_local`` vouches that the stream reaches this machine, which
+        allows `login` without TLS; sockets are inspected instead. The caller
+        owns the result: ``async with client:`` or `aclose` it.
+        """
+        if tls is not TLSMode.PLAINTEXT and server_hostname is None:
+            raise InvalidInputError("TLS needs server_hostname: the name to verify")
+        client = cls(
+            stream,
+            lmtp=lmtp,
+            tls=tls,
+            ssl_context=ssl_context,
+            server_hostname=server_hostname,
+            local_hostname=local_hostname,
+            policy=policy,
+            audit=audit,
+            peer=_describe_peer(stream),
+            peer_is_local=peer_is_local or _is_local_stream(stream),
+        )
+        await client._start()
+        return client
+
+    async def __aenter__(self) -> SMTPClient:
+        return self
+
+    async def __aexit__(self, exc_type: object, exc: object, traceback: object) -> None:
+        if exc is None:
+            await self.aclose()
+        else:
+            await self._abort()
+
+    # -- what callers can see ---------------------------------------------
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """The extensions from the last EHLO/LHLO (after TLS, when TLS is used)."""
+        capabilities = self._session.capabilities
+        return capabilities if capabilities is not None else Capabilities.none()
+
+    @property
+    def state(self) -> SessionState:
+        return SessionState.BROKEN if self._broken else self._session.state
+
+    @property
+    def is_authenticated(self) -> bool:
+        return self._session.is_authenticated
+
+    @property
+    def is_closed(self) -> bool:
+        return self._closed or self._broken
+
+    @property
+    def is_tls(self) -> bool:
+        """True when the connection is protected by verified TLS."""
+        return self._session.tls_active
+
+    @property
+    def is_lmtp(self) -> bool:
+        return self._session.lmtp
+
+    @property
+    def peer(self) -> str:
+        return self._peer
+
+    def __repr__(self) -> str:
+        mode = "LMTP" if self.is_lmtp else "SMTP"
+        tls = "TLS" if self.is_tls else "plaintext"
+        return f"<SMTPClient {mode} {self._peer} {tls} {self.state.name}>"
+
+    # -- connection set-up --------------------------------------------------
+
+    async def _start(self) -> None:
+        try:
+            self._emit("connected", tls_mode=self._tls_mode.value)
+            if self._tls_mode is TLSMode.IMPLICIT and not self._session.tls_active:
+                await self._handshake()
+            greeting = await self._response()
+            if not greeting.reply.is_positive:
+                if greeting.reply.code != 421:
+                    await self._polite_quit()  # RFC 5321 3.1: the server waits for QUIT
+                raise SMTPReplyError(greeting.reply, SmtpOp.GREETING)
+            await self._hello()
+            if self._tls_mode is TLSMode.STARTTLS and not self._session.tls_active:
+                await self._starttls()
+                await self._hello()
+        except BaseException:
+            await self._abort()
+            raise
+
+    async def _hello(self) -> None:
+        name = self._local_hostname or self._default_local_hostname()
+        command: Command = Lhlo(name) if self.is_lmtp else Ehlo(name)
+        reply = await self._command(command)
+        if reply.is_positive:
+            self._emit("ehlo", esmtp=True, extensions=len(self.capabilities.keywords))
+            return
+        # RFC 5321 4.1.4: HELO when EHLO is refused, but only without TLS
+        # requirements: a refused EHLO must never strip STARTTLS (SECURITY 5).
+        if self.is_lmtp or not reply.is_permanent or self._tls_mode is not TLSMode.PLAINTEXT:
+            raise SMTPReplyError(reply, command.op)
+        helo = await self._command(Helo(name))
+        if not helo.is_positive:
+            raise SMTPReplyError(helo, SmtpOp.HELO)
+        self._emit("ehlo", esmtp=False, extensions=0)
+
+    async def _starttls(self) -> None:
+        if not self.capabilities.starttls:
+            # Fail closed (SECURITY 3): never go on in plaintext.
+            raise ExtensionUnavailable("STARTTLS", "the server does not offer STARTTLS")
+        reply = await self._command(StartTLS())
+        if reply.code != 220:
+            raise SMTPReplyError(reply, SmtpOp.STARTTLS)
+        await self._handshake()
+        self._session.tls_established()
+
+    async def _handshake(self) -> None:
+        context = self._ssl_context or default_context()
+        hostname = self._server_hostname
+        if hostname is None:
+            raise InvalidInputError("TLS needs server_hostname: the name to verify")
+        tls_stream = trio.SSLStream(self._stream, context, server_hostname=hostname)
+        try:
+            await tls_stream.do_handshake()
+        except trio.BrokenResourceError as exc:
+            cause = exc.__cause__
+            reason = getattr(cause, "verify_message", None) or str(cause or exc)
+            raise TLSHandshakeError(f"TLS handshake with {self._peer} failed: {reason}") from exc
+        self._stream = tls_stream
+        version = tls_stream.version() if hasattr(tls_stream, "version") else None
+        self._emit("tls", version=str(version), server_hostname=hostname)
+
+    def _default_local_hostname(self) -> str:
+        name = _local_fqdn()
+        if name is not None:
+            return name
+        # RFC 5321 4.1.4: with no usable name, an address literal.
+        sock = getattr(_transport(self._stream), "socket", None)
+        try:
+            address = sock.getsockname()[0] if sock is not None else None
+        except OSError:
+            address = None
+        if isinstance(address, str):
+            try:
+                ip = ipaddress.ip_address(address)
+            except ValueError:
+                return "localhost"
+            return f"[IPv6:{ip}]" if ip.version == 6 else f"[{ip}]"
+        return "localhost"
+
+    # -- authentication ----------------------------------------------------
+
+    async def login(self, user: str, password: str) -> Reply:
+        """Authenticate with the best offered of PLAIN, then LOGIN."""
+        mechanism = choose_mechanism(self.capabilities.auth)
+        if mechanism is None:
+            await trio.lowlevel.checkpoint()
+            offered = ", ".join(sorted(self.capabilities.auth)) or "none"
+            raise UnsupportedMechanism(
+                f"the server offers neither PLAIN nor LOGIN (offers: {offered})"
+            )
+        return await self.login_with(mechanism, user, password)
+
+    async def login_xoauth2(self, user: str, token: str) -> Reply:
+        """Authenticate with an OAuth 2.0 bearer token (Google/Microsoft XOAUTH2)."""
+        return await self.login_with(AuthMechanism.XOAUTH2, user, token)
+
+    async def login_oauthbearer(self, user: str, token: str) -> Reply:
+        """Authenticate with an OAuth 2.0 bearer token (RFC 7628 OAUTHBEARER)."""
+        return await self.login_with(AuthMechanism.OAUTHBEARER, user, token)
+
+    async def login_with(
+        self,
+        mechanism: AuthMechanism,
+        user: str,
+        credential: str,
+        *,
+        authzid: str | None = None,
+    ) -> Reply:
+        """Authenticate with one named mechanism; returns the 235 reply.
+
+        Raises `AuthRejected` when the server refuses (``reply.code`` tells a
+        permanent 535 from a temporary 454), `UnsupportedMechanism` when it
+        is not offered, and `PolicyError` when the connection is plaintext to
+        a peer that is not this machine (SECURITY 32).
+        """
+        async with self._lock:
+            self._check_usable()
+            if not self.is_tls and not self._peer_is_local:
+                raise PolicyError(
+                    "refusing to send credentials without TLS to a peer that is not local"
+                )
+            exchange = exchange_for(
+                mechanism,
+                user,
+                credential,
+                authzid=authzid,
+                host=self._server_hostname,
+                port=_peer_port(self._stream),
+            )
+            response = await self._roundtrip(exchange.start())
+            while response.reply.code == 334:
+                response = await self._roundtrip(exchange.respond(response.reply))
+            reply = response.reply
+            succeeded = reply.code == 235
+            self._emit("auth", mechanism=mechanism.value, code=reply.code, succeeded=succeeded)
+            if not succeeded:
+                detail = exchange.error_detail or exchange.cancel_reason
+                raise AuthRejected(
+                    reply,
+                    SmtpOp.AUTH,
+                    f"{mechanism.value} authentication failed: {reply}",
+                    detail=detail,
+                )
+            return reply
+
+    # -- sending ------------------------------------------------------------
+
+    async def send_mail(
+        self,
+        sender: str | ReversePath,
+        recipients: str | ForwardPath | Iterable[str | ForwardPath],
+        body: Body,
+        *,
+        mail_params: MailParams | None = None,
+        rcpt_params: RcptParams | Mapping[str, RcptParams] | None = None,
+        transfer: Transfer = "auto",
+    ) -> SendOutcome:
+        """Send one message; returns its `SendOutcome` (`LMTPOutcome` over LMTP).
+
+        ``body`` is bytes-like, str (UTF-8), or a `trio.abc.ReceiveStream`
+        read in chunks, never held whole. Bare CR and LF become CRLF. BDAT
+        is used when the server offers CHUNKING (``transfer="auto"``), else
+        DATA with dot-stuffing. SMTPUTF8 and 8BITMIME are declared when the
+        addresses or body need them, and SIZE when the length is known.
+
+        Everything is validated before the first byte is written. Raises
+        `RecipientsRefused` when no recipient is accepted (the connection is
+        then reset and still usable), `SMTPReplyError` when the server refuses
+        the message, and `OutcomeUnknown` when the connection is lost after
+        the end of data.
+        """
+        async with self._lock:
+            self._check_usable()
+            plan = self._plan(sender, recipients, body, mail_params, rcpt_params, transfer)
+            return await self._transact(plan)
+
+    async def send_message(
+        self,
+        message: Message,
+        *,
+        sender: str | ReversePath | None = None,
+        recipients: Iterable[str | ForwardPath] | None = None,
+        mail_params: MailParams | None = None,
+        rcpt_params: RcptParams | Mapping[str, RcptParams] | None = None,
+        transfer: Transfer = "auto",
+    ) -> SendOutcome:
+        """Send an `email.message.EmailMessage`, taking the envelope from its headers.
+
+        As smtplib does: the sender from Sender, else From (or the Resent-
+        headers of the newest resend block); recipients from To, Cc and Bcc
+        (or their Resent- forms). Bcc and Resent-Bcc are removed from what
+        is sent. SMTPUTF8 is used when an address needs it.
+        """
+        envelope_sender, envelope_recipients = _envelope_from_headers(message)
+        if sender is None:
+            sender = envelope_sender
+        if recipients is None:
+            recipients = envelope_recipients
+        if sender is None:
+            await trio.lowlevel.checkpoint()
+            raise InvalidInputError("the message has no Sender or From header; pass sender=")
+        reverse = sender if isinstance(sender, ReversePath) else ReversePath(sender)
+        forwards = [r if isinstance(r, ForwardPath) else ForwardPath(r) for r in recipients]
+        international = reverse.needs_smtputf8 or any(f.needs_smtputf8 for f in forwards)
+        stripped = copy.copy(message)
+        del stripped["Bcc"]
+        del stripped["Resent-Bcc"]
+        policy = message.policy
+        if international:
+            # SMTPUTF8 (RFC 6531) lets the headers carry UTF-8 as is.
+            if not isinstance(policy, email.policy.EmailPolicy):
+                await trio.lowlevel.checkpoint()
+                raise InvalidInputError(
+                    "non-ASCII addresses need a message with an email.policy.EmailPolicy"
+                )
+            policy = policy.clone(utf8=True)
+        payload = stripped.as_bytes(policy=policy.clone(linesep="\r\n"))
+        return await self.send_mail(
+            reverse,
+            forwards,
+            payload,
+            mail_params=mail_params,
+            rcpt_params=rcpt_params,
+            transfer=transfer,
+        )
+
+    def _plan(
+        self,
+        sender: str | ReversePath,
+        recipients: str | ForwardPath | Iterable[str | ForwardPath],
+        body: Body,
+        mail_params: MailParams | None,
+        rcpt_params: RcptParams | Mapping[str, RcptParams] | None,
+        transfer: Transfer,
+    ) -> _Plan:
+        reverse = sender if isinstance(sender, ReversePath) else ReversePath(sender)
+        if isinstance(recipients, (str, ForwardPath)):
+            recipients = [recipients]
+        forwards = tuple(r if isinstance(r, ForwardPath) else ForwardPath(r) for r in recipients)
+        if not forwards:
+            raise InvalidInputError("a message needs at least one recipient")
+        if transfer not in ("auto", "data", "bdat"):
+            raise InvalidInputError(f"transfer must be 'auto', 'data' or 'bdat', not {transfer!r}")
+        capabilities = self.capabilities
+        params = mail_params if mail_params is not None else MailParams()
+        if not isinstance(params, MailParams):
+            raise InvalidInputError("mail_params must be a MailParams")
+        binary = params.body == "BINARYMIME"
+        use_bdat = binary or transfer == "bdat" or (transfer == "auto" and capabilities.chunking)
+        if use_bdat and transfer == "data":
+            raise InvalidInputError("BODY=BINARYMIME needs BDAT; it cannot go through DATA")
+        if use_bdat and not capabilities.chunking:
+            raise ExtensionUnavailable("CHUNKING")
+        if reverse.needs_smtputf8 or any(path.needs_smtputf8 for path in forwards):
+            params = replace(params, smtputf8=True)
+
+        payload: bytes | None = None
+        stream: trio.abc.ReceiveStream | None = None
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        if isinstance(body, (bytes, bytearray, memoryview)):
+            # Canonical CRLF text up front: the size is then exact, and a NUL
+            # is refused before anything is written (SECURITY 11, 15).
+            if binary:
+                payload = bytes(body)
+            else:
+                normalizer = NewlineNormalizer()
+                payload = normalizer.feed(body) + normalizer.finish()
+            if params.body is None and capabilities.eightbitmime and not payload.isascii():
+                params = replace(params, body="8BITMIME")
+            if params.size is None and capabilities.size is not None:
+                params = replace(params, size=len(payload))
+        elif isinstance(body, trio.abc.ReceiveStream):
+            stream = body
+        else:
+            raise InvalidInputError(
+                f"body must be bytes, str or a trio.abc.ReceiveStream, not {type(body).__name__}"
+            )
+        limit = capabilities.size
+        if limit and params.size is not None and params.size > limit:
+            raise MessageTooLarge(params.size, limit)
+
+        per_rcpt = _rcpt_params_for(forwards, rcpt_params)
+        mail = Mail(reverse, params)
+        rcpts = tuple(
+            Rcpt(path, rcpt, smtputf8=params.smtputf8)
+            for path, rcpt in zip(forwards, per_rcpt, strict=True)
+        )
+        needed = set(params.required_extensions())
+        for rcpt in per_rcpt:
+            needed.update(rcpt.required_extensions())
+        for name in sorted(needed):
+            if not capabilities.has(name):
+                raise ExtensionUnavailable(name)
+        if params.requiretls and not self.is_tls:
+            raise ExtensionUnavailable("REQUIRETLS", "REQUIRETLS needs a TLS connection")
+        if self._policy is not None:
+            self._policy.check_sender(reverse)
+            self._policy.check_recipients(forwards)
+            self._policy.check_message_size(params.size)
+        return _Plan(mail, rcpts, payload, stream, use_bdat, binary)
+
+    async def _transact(self, plan: _Plan) -> SendOutcome:
+        session = self._session
+        pipelining = self.capabilities.pipelining
+        one_shot_bdat = (
+            plan.use_bdat and plan.payload is not None and len(plan.payload) <= BDAT_CHUNK_SIZE
+        )
+        opening: list[Command] = [plan.mail, *plan.rcpts]
+        if not plan.use_bdat:
+            opening.append(Data())
+        self._emit("mail", sender=str(plan.mail.sender), recipients=len(plan.rcpts))
+
+        if pipelining:
+            # RFC 2920: MAIL, every RCPT and DATA (or a small body's only BDAT
+            # chunk) in one write, so a small message costs one round trip.
+            wire = b"".join(session.send(command) for command in opening)
+            if one_shot_bdat:
+                assert plan.payload is not None
+                wire += session.send_chunk(plan.payload, last=True)
+            self._log_commands(opening)
+            await self._write(wire, final=one_shot_bdat)
+            mail_reply = (await self._response()).reply
+            rcpt_replies = [(await self._response()).reply for _ in plan.rcpts]
+        else:
+            mail_reply = await self._command(plan.mail)
+            rcpt_replies = []
+            if mail_reply.is_positive:
+                for rcpt in plan.rcpts:
+                    rcpt_replies.append(await self._command(rcpt))
+        accepted = {
+            str(rcpt.recipient): reply
+            for rcpt, reply in zip(plan.rcpts, rcpt_replies, strict=False)
+            if reply.is_positive
+        }
+        rejected = {
+            str(rcpt.recipient): reply
+            for rcpt, reply in zip(plan.rcpts, rcpt_replies, strict=False)
+            if not reply.is_positive
+        }
+        for recipient, reply in (*accepted.items(), *rejected.items()):
+            self._emit("rcpt", recipient=recipient, code=reply.code)
+
+        if pipelining and one_shot_bdat:
+            final = await self._final_replies(SmtpOp.BDAT)
+            return await self._conclude(plan, mail_reply, accepted, rejected, final)
+
+        if not mail_reply.is_positive:
+            if pipelining and not plan.use_bdat:
+                await self._response()  # the DATA reply, a refusal
+            await self._ensure_ready()
+            raise SMTPReplyError(mail_reply, SmtpOp.MAIL)
+        if not accepted:
+            if pipelining and not plan.use_bdat:
+                data_reply = (await self._response()).reply
+                if data_reply.code == 354:
+                    # RFC 2920 3.1: DATA accepted anyway; send a lone dot.
+                    await self._write(session.end_body(), final=True)
+                    await self._final_replies(SmtpOp.DATA_END)
+            await self._ensure_ready()
+            last = list(rejected.values())[-1]
+            raise RecipientsRefused(rejected, last, SmtpOp.RCPT)
+
+        if plan.use_bdat:
+            final = await self._send_chunks(plan)
+        else:
+            if pipelining:
+                data_reply = (await self._response()).reply
+            else:
+                data_reply = await self._command(Data())
+            if data_reply.code != 354:
+                await self._ensure_ready()
+                raise SMTPReplyError(data_reply, SmtpOp.DATA)
+            await self._send_data_body(plan)
+            final = await self._final_replies(SmtpOp.DATA_END)
+        return await self._conclude(plan, mail_reply, accepted, rejected, final)
+
+    async def _send_data_body(self, plan: _Plan) -> None:
+        session = self._session
+        self._emit("data", transfer="DATA", size=len(plan.payload) if plan.payload else None)
+        if plan.payload is not None:
+            await self._write(session.send_body(plan.payload) + session.end_body(), final=True)
+            return
+        assert plan.stream is not None
+        try:
+            while True:
+                chunk = await plan.stream.receive_some(BODY_READ_SIZE)
+                if not chunk:
+                    break
+                await self._write(session.send_body(chunk))
+        except BaseException:
+            # Half a body is on the wire: only closing the connection keeps a
+            # truncated message from being delivered.
+            await self._abort()
+            raise
+        await self._write(session.end_body(), final=True)
+
+    async def _send_chunks(self, plan: _Plan) -> list[Response]:
+        """Send the body as BDAT chunks, keeping at most BDAT_WINDOW unanswered."""
+        session = self._session
+        self._emit("data", transfer="BDAT", size=len(plan.payload) if plan.payload else None)
+        unanswered = 0
+        failure: Reply | None = None
+        reader = _ChunkReader(plan)
+        try:
+            while (item := await reader.next()) is not None:
+                chunk, last = item
+                if unanswered >= BDAT_WINDOW:
+                    reply = (await self._response()).reply
+                    unanswered -= 1
+                    if not reply.is_positive:
+                        failure = reply
+                        break
+                await self._write(session.send_chunk(chunk, last=last), final=last)
+                if last:
+                    break
+                unanswered += 1
+        except BaseException:
+            await self._abort()
+            raise
+        for _ in range(unanswered):
+            reply = (await self._response()).reply
+            if failure is None and not reply.is_positive:
+                failure = reply
+        if failure is not None:
+            # RFC 3030 2: after a failed chunk the transaction is dead.
+            await self._ensure_ready()
+            raise SMTPReplyError(failure, SmtpOp.BDAT)
+        return await self._final_replies(SmtpOp.BDAT)
+
+    async def _final_replies(self, op: SmtpOp) -> list[Response]:
+        """The reply to the end of data: one, or one per recipient in LMTP."""
+        responses = [await self._response()]
+        while self._session.awaiting and self._session.awaiting[0] is op:
+            responses.append(await self._response())
+        self._awaiting_final = False
+        for response in responses:
+            self._emit("reply", op=op.name, code=response.reply.code)
+        return responses
+
+    async def _conclude(
+        self,
+        plan: _Plan,
+        mail_reply: Reply,
+        accepted: dict[str, Reply],
+        rejected: dict[str, Reply],
+        final: list[Response],
+    ) -> SendOutcome:
+        size = len(plan.payload) if plan.payload is not None else (plan.mail.params.size or 0)
+        transfer: Literal["DATA", "BDAT"] = "BDAT" if plan.use_bdat else "DATA"
+        last = final[-1].reply
+        if not mail_reply.is_positive:
+            await self._ensure_ready()
+            raise SMTPReplyError(mail_reply, SmtpOp.MAIL)
+        if not accepted:
+            await self._ensure_ready()
+            raise RecipientsRefused(rejected, list(rejected.values())[-1], SmtpOp.RCPT)
+        if self.is_lmtp and any(response.recipient is not None for response in final):
+            replies = {str(response.recipient): response.reply for response in final}
+            if not any(reply.is_positive for reply in replies.values()):
+                raise RecipientsRefused(replies, last, SmtpOp.DATA_END)
+            return LMTPOutcome(
+                accepted=accepted,
+                rejected=rejected,
+                reply=last,
+                queue_id=queue_id_from(last),
+                tls=self.is_tls,
+                transfer=transfer,
+                size=size,
+                replies=replies,
+            )
+        if not last.is_positive:
+            raise SMTPReplyError(last, final[-1].op)
+        return SendOutcome(
+            accepted=accepted,
+            rejected=rejected,
+            reply=last,
+            queue_id=queue_id_from(last),
+            tls=self.is_tls,
+            transfer=transfer,
+            size=size,
+        )
+
+    async def _ensure_ready(self) -> None:
+        """Leave the session between transactions, resetting it if needed."""
+        if self._session.state is not SessionState.READY:
+            reply = await self._command(Rset())
+            if not reply.is_positive:
+                raise SMTPReplyError(reply, SmtpOp.RSET)
+
+    # -- other commands -----------------------------------------------------
+
+    async def reset(self) -> Reply:
+        """RSET: abandon any transaction."""
+        return await self._simple(Rset())
+
+    async def noop(self) -> Reply:
+        """NOOP: check the connection is alive."""
+        return await self._simple(Noop())
+
+    async def vrfy(self, address: str) -> Reply:
+        """VRFY: ask the server about an address (most servers answer 252)."""
+        return await self._simple(Vrfy(address, smtputf8=not address.isascii()), check=False)
+
+    async def expn(self, name: str) -> Reply:
+        """EXPN: ask the server to expand a mailing list."""
+        return await self._simple(Expn(name, smtputf8=not name.isascii()), check=False)
+
+    async def help(self, topic: str | None = None) -> Reply:
+        """HELP: the server's help text."""
+        return await self._simple(Help(topic), check=False)
+
+    async def ehlo(self) -> Reply:
+        """Re-issue EHLO (LHLO in LMTP) and refresh `capabilities`."""
+        name = self._local_hostname or self._default_local_hostname()
+        return await self._simple(Lhlo(name) if self.is_lmtp else Ehlo(name))
+
+    async def quit(self) -> Reply:
+        """QUIT and close; returns the server's goodbye."""
+        async with self._lock:
+            self._check_usable()
+            try:
+                reply = await self._command(Quit())
+            finally:
+                await self._close()
+            return reply
+
+    async def aclose(self) -> None:
+        """Close the connection: QUIT when the session is clean, else just close.
+
+        Idempotent. The transport is always closed, even when the graceful
+        part is cancelled.
+        """
+        if self._closed or self._broken:
+            await self._close()
+            await trio.lowlevel.checkpoint()
+            return
+        try:
+            async with self._lock:
+                if self._session.state in (SessionState.READY, SessionState.HELLO):
+                    await self._command(Quit())
+        except SMTPError:
+            pass
+        finally:
+            await self._close()
+
+    async def _simple(self, command: Command, *, check: bool = True) -> Reply:
+        async with self._lock:
+            self._check_usable()
+            reply = await self._command(command)
+            if check and not reply.is_positive:
+                raise SMTPReplyError(reply, command.op)
+            return reply
+
+    # -- I/O under the rules of cancellation ----------------------------------
+
+    def _check_usable(self) -> None:
+        if self._broken:
+            raise SMTPConnectionError(
+                "the client is broken: an operation was cancelled or failed mid-exchange"
+            )
+        if self._closed or self._session.state is SessionState.CLOSED:
+            raise SMTPConnectionError("the connection is closed")
+
+    async def _command(self, command: Command) -> Reply:
+        return (await self._roundtrip(command)).reply
+
+    async def _roundtrip(self, command: Command) -> Response:
+        wire = self._session.send(command)
+        self._log_commands([command])
+        await self._write(wire)
+        return await self._response()
+
+    async def _write(self, data: bytes, *, final: bool = False) -> None:
+        try:
+            await self._stream.send_all(data)
+        except BaseException as exc:
+            await self._fail(exc)
+        if final:
+            self._awaiting_final = True
+
+    async def _response(self) -> Response:
+        session = self._session
+        while True:
+            try:
+                event = session.next_event()
+                if event is NEED_DATA:
+                    data = await self._stream.receive_some(RECEIVE_SIZE)
+                    session.receive_data(data)
+                    continue
+            except BaseException as exc:
+                await self._fail(exc)
+            if isinstance(event, ConnectionClosed):
+                await self._lost(event)
+            assert isinstance(event, Response)
+            if logger.isEnabledFor(10):
+                logger.debug("S: %s %s", self._peer, event.reply)
+            if event.reply.code == 421:
+                # The server is closing (RFC 5321 3.8): a clean, temporary failure.
+                await self._close()
+                if self._awaiting_final and event.op in (SmtpOp.DATA_END, SmtpOp.BDAT):
+                    self._awaiting_final = False
+                raise SMTPReplyError(event.reply, event.op)
+            return event
+
+    async def _lost(self, event: ConnectionClosed) -> NoReturn:
+        await self._abort()
+        if event.reply is not None:
+            raise SMTPReplyError(event.reply, SmtpOp.QUIT, f"the server is closing: {event.reply}")
+        if self._awaiting_final:
+            raise OutcomeUnknown()
+        raise SMTPConnectionError(f"{self._peer} closed the connection")
+
+    async def _fail(self, exc: BaseException) -> NoReturn:
+        """Close after a failure mid-exchange and raise what the caller should see."""
+        await self._abort()
+        if isinstance(exc, (trio.BrokenResourceError, trio.ClosedResourceError, OSError)):
+            if self._awaiting_final:
+                raise OutcomeUnknown() from exc
+            raise SMTPConnectionError(f"connection to {self._peer} failed: {exc}") from exc
+        raise exc
+
+    async def _abort(self) -> None:
+        """Forcefully close; the protocol state is unknown, so the client is broken."""
+        if not self._closed and self._session.state is not SessionState.CLOSED:
+            self._broken = True
+        await self._close()
+
+    async def _close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await trio.aclose_forcefully(self._stream)
+            self._emit("closed", broken=self._broken)
+
+    async def _polite_quit(self) -> None:
+        with contextlib.suppress(SMTPError):
+            await self._command(Quit())
+
+    def _log_commands(self, commands: Sequence[Command]) -> None:
+        if logger.isEnabledFor(10):
+            for command in commands:
+                logger.debug("C: %s %s", self._peer, command.redacted())
+
+    def _emit(self, kind: str, **details: str | int | bool | None) -> None:
+        if self._audit is not None:
+            self._audit(AuditEvent(kind, self._peer, details))
+        if logger.isEnabledFor(10):
+            logger.debug("%s: %s %s", kind, self._peer, details)
+
+
+class _ChunkReader:
+    """The body in BDAT-sized chunks, each flagged with whether it is the last.
+
+    A stream is read ahead by up to one chunk, so that the final chunk can
+    carry LAST; memory stays at about two chunks whatever the body's size.
+    """
+
+    def __init__(self, plan: _Plan) -> None:
+        self._payload = memoryview(plan.payload) if plan.payload is not None else None
+        self._offset = 0
+        self._stream = plan.stream
+        self._normalizer = None if plan.binary else NewlineNormalizer()
+        self._pending = bytearray()
+        self._eof = False
+        self._done = False
+
+    async def next(self) -> tuple[bytes, bool] | None:
+        if self._done:
+            return None
+        if self._payload is not None:
+            start, end = self._offset, self._offset + BDAT_CHUNK_SIZE
+            self._offset = end
+            self._done = end >= len(self._payload)
+            return bytes(self._payload[start:end]), self._done
+        assert self._stream is not None
+        while not self._eof and len(self._pending) <= BDAT_CHUNK_SIZE:
+            data = await self._stream.receive_some(BODY_READ_SIZE)
+            if not data:
+                self._eof = True
+                if self._normalizer is not None:
+                    self._pending += self._normalizer.finish()
+            elif self._normalizer is not None:
+                self._pending += self._normalizer.feed(data)
+            else:
+                self._pending += data
+        chunk = bytes(self._pending[:BDAT_CHUNK_SIZE])
+        del self._pending[:BDAT_CHUNK_SIZE]
+        self._done = self._eof and not self._pending
+        return chunk, self._done
+
+
+def _rcpt_params_for(
+    forwards: Sequence[ForwardPath], params: RcptParams | Mapping[str, RcptParams] | None
+) -> list[RcptParams]:
+    if params is None:
+        return [RcptParams()] * len(forwards)
+    if isinstance(params, RcptParams):
+        return [params] * len(forwards)
+    by_address = {str(ForwardPath(address)): value for address, value in params.items()}
+    unknown = set(by_address) - {str(path) for path in forwards}
+    if unknown:
+        raise InvalidInputError(f"rcpt_params names addresses that are not recipients: {unknown}")
+    return [by_address.get(str(path), RcptParams()) for path in forwards]
+
+
+def _envelope_from_headers(message: Message) -> tuple[str | None, list[str]]:
+    """Sender and recipients from headers, the way smtplib.send_message reads them."""
+    resent = message.get_all("Resent-Date")
+    if resent is None:
+        prefix = ""
+    elif len(resent) == 1:
+        prefix = "Resent-"
+    else:
+        raise InvalidInputError("the message has several Resent- blocks: pass the envelope")
+    sender_header = message[prefix + "Sender"] or message[prefix + "From"]
+    sender = None
+    if sender_header is not None:
+        parsed = email.utils.getaddresses([str(sender_header)])
+        sender = parsed[0][1] if parsed and parsed[0][1] else None
+    fields = [
+        str(value)
+        for name in ("To", "Cc", "Bcc")
+        for value in (message.get_all(prefix + name) or [])
+    ]
+    recipients = [address for _, address in email.utils.getaddresses(fields) if address]
+    return sender, recipients
+
+
+_fqdn: str | None = None
+_fqdn_known = False
+
+
+def _local_fqdn() -> str | None:
+    """The machine's FQDN, if it is a usable EHLO name (looked up once)."""
+    global _fqdn, _fqdn_known
+    if not _fqdn_known:
+        name = socket.getfqdn()
+        usable = "." in name and not name.startswith("localhost") and name.isascii()
+        _fqdn = name if usable else None
+        _fqdn_known = True
+    return _fqdn
+
+
+def _transport(stream: trio.abc.Stream) -> trio.abc.Stream:
+    while isinstance(stream, trio.SSLStream):
+        stream = stream.transport_stream
+    return stream
+
+
+def _describe_peer(stream: trio.abc.Stream) -> str:
+    sock = getattr(_transport(stream), "socket", None)
+    if sock is None:
+        return type(stream).__name__
+    try:
+        address = sock.getpeername()
+    except OSError:
+        return "unconnected"
+    if isinstance(address, tuple):
+        host, port = address[0], address[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(address) or "unix-socket"
+
+
+def _peer_port(stream: trio.abc.Stream) -> int | None:
+    sock = getattr(_transport(stream), "socket", None)
+    try:
+        address = sock.getpeername() if sock is not None else None
+    except OSError:
+        return None
+    return int(address[1]) if isinstance(address, tuple) else None
+
+
+def _is_local_stream(stream: trio.abc.Stream) -> bool:
+    """True for a unix socket or a loopback peer: where plaintext login is allowed."""
+    sock = getattr(_transport(stream), "socket", None)
+    if sock is None:
+        return False
+    if sock.family == getattr(socket, "AF_UNIX", None):
+        return True
+    try:
+        host = sock.getpeername()[0]
+        return ipaddress.ip_address(host).is_loopback
+    except (OSError, ValueError, IndexError, TypeError):
+        return False
+
+
+async def _connect(host: str | None, port: int, path: str | None) -> trio.abc.Stream:
+    try:
+        if path is not None:
+            return await trio.open_unix_socket(path)
+        assert host is not None
+        return await trio.open_tcp_stream(host, port)
+    except OSError as exc:
+        where = path if path is not None else f"{host}:{port}"
+        raise SMTPConnectionError(f"cannot connect to {where}: {exc}") from exc
+
+
+@asynccontextmanager
+async def open_smtp(
+    host: str,
+    port: int | None = None,
+    *,
+    tls: TLSMode = IMPLICIT,
+    ssl_context: ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
+    local_hostname: str | None = None,
+    policy: Policy | None = None,
+    audit: AuditHook | None = None,
+) -> AsyncIterator[SMTPClient]:
+    """Connect to an SMTP server; yields a ready `SMTPClient`.
+
+    Reads the greeting, says EHLO, and with ``tls=STARTTLS`` upgrades (fail
+    closed when STARTTLS is not offered; EHLO again afterwards). The port
+    follows the mode: 465 (IMPLICIT, the default), 587 (STARTTLS), 25
+    (PLAINTEXT). Certificates are verified against ``server_hostname``
+    (default: ``host``) with ``ssl_context`` (default: the system store).
+    On a clean exit QUIT is sent; on an error or cancellation the
+    connection is just closed.
+    """
+    if not isinstance(tls, TLSMode):
+        raise InvalidInputError(f"tls must be IMPLICIT, STARTTLS or PLAINTEXT, not {tls!r}")
+    if ssl_context is not None:
+        require_verifying(ssl_context)
+    stream = await _connect(host, port or _DEFAULT_PORTS[tls], None)
+    client = await SMTPClient.from_stream(
+        stream,
+        tls=tls,
+        ssl_context=ssl_context,
+        server_hostname=server_hostname or host,
+        local_hostname=local_hostname,
+        policy=policy,
+        audit=audit,
+    )
+    async with client:
+        yield client
+
+
+@asynccontextmanager
+async def open_lmtp(
+    host: str | None = None,
+    port: int = 24,
+    *,
+    path: str | None = None,
+    tls: TLSMode | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
+    local_hostname: str | None = None,
+    policy: Policy | None = None,
+    audit: AuditHook | None = None,
+) -> AsyncIterator[SMTPClient]:
+    """Connect to an LMTP server (RFC 2033) over TCP or a unix socket ``path``.
+
+    LHLO replaces EHLO, and `SMTPClient.send_mail` returns an `LMTPOutcome`
+    with one reply per recipient. ``tls`` defaults to PLAINTEXT for a unix
+    socket and STARTTLS over TCP.
+    """
+    if (host is None) == (path is None):
+        raise InvalidInputError("open_lmtp needs exactly one of host or path")
+    if tls is None:
+        tls = PLAINTEXT if path is not None else STARTTLS
+    if path is not None and tls is not PLAINTEXT:
+        raise InvalidInputError("TLS over a unix socket is not supported; use PLAINTEXT")
+    stream = await _connect(host, port, path)
+    client = await SMTPClient.from_stream(
+        stream,
+        tls=tls,
+        lmtp=True,
+        ssl_context=ssl_context,
+        server_hostname=server_hostname or host,
+        local_hostname=local_hostname,
+        policy=policy,
+        audit=audit,
+    )
+    async with client:
+        yield client
