@@ -263,6 +263,9 @@ class SMTPClient:
             self._emit("connected", tls_mode=self._tls_mode.value)
             if self._tls_mode is TLSMode.IMPLICIT and not self._session.tls_active:
                 await self._handshake()
+                # Nothing was read before the handshake: the session starts
+                # afresh, knowing it runs over TLS.
+                self._session = ClientSession(lmtp=self.is_lmtp, tls_active=True)
             greeting = await self._response()
             if not greeting.reply.is_positive:
                 if greeting.reply.code != 421:
@@ -325,9 +328,10 @@ class SMTPClient:
         # RFC 5321 4.1.4: with no usable name, an address literal.
         sock = getattr(_transport(self._stream), "socket", None)
         try:
-            address = sock.getsockname()[0] if sock is not None else None
+            sockname = sock.getsockname() if sock is not None else None
         except OSError:
-            address = None
+            sockname = None
+        address = sockname[0] if isinstance(sockname, tuple) else None
         if isinstance(address, str):
             try:
                 ip = ipaddress.ip_address(address)
@@ -689,9 +693,19 @@ class SMTPClient:
 
     async def _final_replies(self, op: SmtpOp) -> list[Response]:
         """The reply to the end of data: one, or one per recipient in LMTP."""
-        responses = [await self._response()]
-        while self._session.awaiting and self._session.awaiting[0] is op:
+        responses: list[Response] = []
+        try:
             responses.append(await self._response())
+            while self._session.awaiting and self._session.awaiting[0] is op:
+                responses.append(await self._response())
+        except OutcomeUnknown as exc:
+            # SECURITY 31: recipients answered before the loss keep their
+            # replies; the others are unknown, never attributed a reply.
+            replies = {str(r.recipient): r.reply for r in responses if r.recipient is not None}
+            unanswered = tuple(
+                str(path) for path in self._session.accepted_recipients if str(path) not in replies
+            )
+            raise OutcomeUnknown(str(exc), replies=replies, unanswered=unanswered) from exc
         self._awaiting_final = False
         for response in responses:
             self._emit("reply", op=op.name, code=response.reply.code)
