@@ -18,10 +18,10 @@ import enum
 import ipaddress
 import socket
 import ssl
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
-from email.message import Message
+from dataclasses import KW_ONLY, dataclass, replace
+from email.message import Message as EmailMessageBase
 from typing import Literal, NoReturn
 
 import trio
@@ -74,6 +74,7 @@ __all__ = [
     "PLAINTEXT",
     "STARTTLS",
     "Body",
+    "Message",
     "SMTPClient",
     "TLSMode",
     "Transfer",
@@ -112,6 +113,27 @@ BDAT_CHUNK_SIZE = 1024 * 1024
 #: BDAT chunks sent ahead of their replies: enough to keep the pipe full,
 #: few enough that unread replies never fill the server's send buffer.
 BDAT_WINDOW = 2
+
+
+_Chain = Callable[[], "_Plan | None"]
+
+
+@dataclass(frozen=True)
+class Message:
+    """One message to send with `SMTPClient.send_batch`.
+
+    The fields mean what `SMTPClient.send_mail`'s arguments mean; ``key`` is
+    the caller's own tag for the message, carried along untouched.
+    """
+
+    sender: str | ReversePath
+    recipients: str | ForwardPath | Sequence[str | ForwardPath]
+    body: Body
+    _: KW_ONLY
+    mail_params: MailParams | None = None
+    rcpt_params: RcptParams | Mapping[str, RcptParams] | None = None
+    transfer: Transfer = "auto"
+    key: Hashable = None
 
 
 @dataclass(frozen=True)
@@ -435,11 +457,76 @@ class SMTPClient:
         async with self._lock:
             self._check_usable()
             plan = self._plan(sender, recipients, body, mail_params, rcpt_params, transfer)
-            return await self._transact(plan)
+            result, _ = await self._transact(plan)
+        if isinstance(result, SMTPReplyError):
+            raise result
+        return result
+
+    async def send_batch(self, messages: Iterable[Message]) -> list[SendOutcome | SMTPError]:
+        """Send several messages, each pipelined behind the previous one's end of data.
+
+        With PIPELINING, the next message's MAIL, RCPT and DATA travel in the
+        same write as the previous message's end of data (RFC 2920 3.1), so
+        each message costs one round trip. Returns one result per message, in
+        order: its `SendOutcome`, or the error that stopped it: the input
+        errors `send_mail` raises (`InvalidInputError`, `PolicyError`,
+        `ExtensionUnavailable`), or the server's refusal (`SMTPReplyError`,
+        `RecipientsRefused`), after which the batch goes on. When the
+        connection fails, the message in flight gets `OutcomeUnknown` (its
+        end of data had left) or `SMTPConnectionError`, and every later
+        message an `SMTPConnectionError` saying it was never sent; the client
+        is then closed or broken. Bodies are planned one message ahead, never
+        all at once. Cancellation propagates, and leaves the client broken if
+        it struck mid-exchange.
+        """
+        async with self._lock:
+            self._check_usable()
+            results: dict[int, SendOutcome | SMTPError] = {}
+            numbered = enumerate(messages)
+            # Plans chained ahead but not yet started, by object identity.
+            waiting: dict[int, int] = {}
+
+            def next_plan() -> _Plan | None:
+                for index, message in numbered:
+                    try:
+                        plan = self._plan(
+                            message.sender,
+                            message.recipients,
+                            message.body,
+                            message.mail_params,
+                            message.rcpt_params,
+                            message.transfer,
+                        )
+                    except (InvalidInputError, PolicyError, ExtensionUnavailable) as exc:
+                        results[index] = exc
+                        continue
+                    waiting[id(plan)] = index
+                    return plan
+                return None
+
+            plan, opened = next_plan(), False
+            while plan is not None:
+                index = waiting.pop(id(plan))
+                try:
+                    result, following = await self._transact(plan, opened=opened, chain=next_plan)
+                except SMTPError as exc:
+                    results[index] = exc
+                    if not self.is_closed:
+                        plan, opened = next_plan(), False
+                        continue
+                    never_sent = SMTPConnectionError(
+                        "not sent: the connection failed before this message"
+                    )
+                    for rest in (*waiting.values(), *(number for number, _ in numbered)):
+                        results[rest] = never_sent
+                    break
+                results[index] = result
+                plan, opened = (following, True) if following is not None else (next_plan(), False)
+            return [results[number] for number in sorted(results)]
 
     async def send_message(
         self,
-        message: Message,
+        message: EmailMessageBase,
         *,
         sender: str | ReversePath | None = None,
         recipients: Iterable[str | ForwardPath] | None = None,
@@ -563,66 +650,98 @@ class SMTPClient:
             self._policy.check_message_size(params.size)
         return _Plan(mail, rcpts, payload, stream, use_bdat, binary)
 
-    async def _transact(self, plan: _Plan) -> SendOutcome:
+    def _one_shot(self, plan: _Plan) -> bool:
+        """Whether the whole body goes as one ``BDAT n LAST`` in the opening flight."""
+        return (
+            plan.use_bdat
+            and plan.payload is not None
+            and len(plan.payload) <= BDAT_CHUNK_SIZE
+            and self.capabilities.pipelining
+        )
+
+    def _opening(self, plan: _Plan) -> bytes:
+        """MAIL, every RCPT and DATA (or a small body's only BDAT chunk), for one write.
+
+        RFC 2920: with PIPELINING these go out together, so a small message
+        costs one round trip.
+        """
+        commands: list[Command] = [plan.mail, *plan.rcpts]
+        if not plan.use_bdat:
+            commands.append(Data())
+        wire = b"".join(self._session.send(command) for command in commands)
+        if self._one_shot(plan):
+            assert plan.payload is not None
+            wire += self._session.send_chunk(plan.payload, last=True)
+        self._log_commands(commands)
+        self._emit("mail", sender=str(plan.mail.sender), recipients=len(plan.rcpts))
+        return wire
+
+    async def _transact(
+        self, plan: _Plan, *, opened: bool = False, chain: _Chain | None = None
+    ) -> tuple[SendOutcome | SMTPReplyError, _Plan | None]:
+        """Run one transaction; return its outcome or the server's refusal.
+
+        ``opened`` says the opening flight was already written behind the
+        previous message. ``chain`` supplies the next message, whose opening
+        is then written in the same flight as this one's end of data (RFC
+        2920 3.1); it comes back as the second value. Connection-level
+        failures are raised: they end every later message too.
+        """
         session = self._session
         pipelining = self.capabilities.pipelining
-        one_shot_bdat = (
-            plan.use_bdat and plan.payload is not None and len(plan.payload) <= BDAT_CHUNK_SIZE
-        )
-        opening: list[Command] = [plan.mail, *plan.rcpts]
-        if not plan.use_bdat:
-            opening.append(Data())
-        self._emit("mail", sender=str(plan.mail.sender), recipients=len(plan.rcpts))
+        if not pipelining:
+            chain = None
+        one_shot = self._one_shot(plan)
+        following: _Plan | None = None
+        if pipelining and not opened:
+            wire = self._opening(plan)
+            if one_shot and chain is not None:
+                following = chain()
+                if following is not None:
+                    wire += self._opening(following)
+            await self._write(wire, final=one_shot)
+        elif opened and one_shot:
+            self._awaiting_final = True  # its only chunk left with the previous flight
+            if chain is not None:
+                following = chain()
+                if following is not None:
+                    await self._write(self._opening(following))
 
         if pipelining:
-            # RFC 2920: MAIL, every RCPT and DATA (or a small body's only BDAT
-            # chunk) in one write, so a small message costs one round trip.
-            wire = b"".join(session.send(command) for command in opening)
-            if one_shot_bdat:
-                assert plan.payload is not None
-                wire += session.send_chunk(plan.payload, last=True)
-            self._log_commands(opening)
-            await self._write(wire, final=one_shot_bdat)
             mail_reply = (await self._response()).reply
             rcpt_replies = [(await self._response()).reply for _ in plan.rcpts]
         else:
+            self._emit("mail", sender=str(plan.mail.sender), recipients=len(plan.rcpts))
             mail_reply = await self._command(plan.mail)
             rcpt_replies = []
             if mail_reply.is_positive:
                 for rcpt in plan.rcpts:
                     rcpt_replies.append(await self._command(rcpt))
-        accepted = {
-            str(rcpt.recipient): reply
-            for rcpt, reply in zip(plan.rcpts, rcpt_replies, strict=False)
-            if reply.is_positive
-        }
-        rejected = {
-            str(rcpt.recipient): reply
-            for rcpt, reply in zip(plan.rcpts, rcpt_replies, strict=False)
-            if not reply.is_positive
-        }
+        pairs = list(zip(plan.rcpts, rcpt_replies, strict=False))
+        accepted = {str(rcpt.recipient): reply for rcpt, reply in pairs if reply.is_positive}
+        rejected = {str(rcpt.recipient): reply for rcpt, reply in pairs if not reply.is_positive}
         for recipient, reply in (*accepted.items(), *rejected.items()):
             self._emit("rcpt", recipient=recipient, code=reply.code)
 
-        if pipelining and one_shot_bdat:
-            final = await self._final_replies(SmtpOp.BDAT)
-            return await self._conclude(plan, mail_reply, accepted, rejected, final)
+        if one_shot:
+            final = await self._final_replies(SmtpOp.BDAT, following)
+            return await self._conclude(plan, mail_reply, accepted, rejected, final), following
 
         if not mail_reply.is_positive:
             if pipelining and not plan.use_bdat:
                 await self._response()  # the DATA reply, a refusal
             await self._ensure_ready()
-            raise SMTPReplyError(mail_reply, SmtpOp.MAIL)
+            return SMTPReplyError(mail_reply, SmtpOp.MAIL), None
         if not accepted:
             if pipelining and not plan.use_bdat:
                 data_reply = (await self._response()).reply
                 if data_reply.code == 354:
                     # RFC 2920 3.1: DATA accepted anyway; send a lone dot.
                     await self._write(session.end_body(), final=True)
-                    await self._final_replies(SmtpOp.DATA_END)
+                    await self._final_replies(SmtpOp.DATA_END, None)
             await self._ensure_ready()
             last = list(rejected.values())[-1]
-            raise RecipientsRefused(rejected, last, SmtpOp.RCPT)
+            return RecipientsRefused(rejected, last, SmtpOp.RCPT), None
 
         if plan.use_bdat:
             final = await self._send_chunks(plan)
@@ -633,30 +752,36 @@ class SMTPClient:
                 data_reply = await self._command(Data())
             if data_reply.code != 354:
                 await self._ensure_ready()
-                raise SMTPReplyError(data_reply, SmtpOp.DATA)
-            await self._send_data_body(plan)
-            final = await self._final_replies(SmtpOp.DATA_END)
-        return await self._conclude(plan, mail_reply, accepted, rejected, final)
+                return SMTPReplyError(data_reply, SmtpOp.DATA), None
+            following = await self._send_data_body(plan, chain)
+            final = await self._final_replies(SmtpOp.DATA_END, following)
+        return await self._conclude(plan, mail_reply, accepted, rejected, final), following
 
-    async def _send_data_body(self, plan: _Plan) -> None:
+    async def _send_data_body(self, plan: _Plan, chain: _Chain | None) -> _Plan | None:
+        """Write the DATA body and its end, with the next message's opening behind it."""
         session = self._session
         self._emit("data", transfer="DATA", size=len(plan.payload) if plan.payload else None)
         if plan.payload is not None:
-            await self._write(session.send_body(plan.payload) + session.end_body(), final=True)
-            return
-        assert plan.stream is not None
-        try:
-            while True:
-                chunk = await plan.stream.receive_some(BODY_READ_SIZE)
-                if not chunk:
-                    break
-                await self._write(session.send_body(chunk))
-        except BaseException:
-            # Half a body is on the wire: only closing the connection keeps a
-            # truncated message from being delivered.
-            await self._abort()
-            raise
-        await self._write(session.end_body(), final=True)
+            wire = session.send_body(plan.payload) + session.end_body()
+        else:
+            assert plan.stream is not None
+            try:
+                while True:
+                    chunk = await plan.stream.receive_some(BODY_READ_SIZE)
+                    if not chunk:
+                        break
+                    await self._write(session.send_body(chunk))
+            except BaseException:
+                # Half a body is on the wire: only closing the connection keeps
+                # a truncated message from being delivered.
+                await self._abort()
+                raise
+            wire = session.end_body()
+        following = chain() if chain is not None else None
+        if following is not None:
+            wire += self._opening(following)
+        await self._write(wire, final=True)
+        return following
 
     async def _send_chunks(self, plan: _Plan) -> list[Response]:
         """Send the body as BDAT chunks, keeping at most BDAT_WINDOW unanswered."""
@@ -689,10 +814,14 @@ class SMTPClient:
             # RFC 3030 2: after a failed chunk the transaction is dead.
             await self._ensure_ready()
             raise SMTPReplyError(failure, SmtpOp.BDAT)
-        return await self._final_replies(SmtpOp.BDAT)
+        return await self._final_replies(SmtpOp.BDAT, None)
 
-    async def _final_replies(self, op: SmtpOp) -> list[Response]:
-        """The reply to the end of data: one, or one per recipient in LMTP."""
+    async def _final_replies(self, op: SmtpOp, following: _Plan | None) -> list[Response]:
+        """The reply to the end of data: one, or one per recipient in LMTP.
+
+        When ``following`` was chained behind and its only chunk already left,
+        its outcome is now what a lost connection would leave unknown.
+        """
         responses: list[Response] = []
         try:
             responses.append(await self._response())
@@ -706,7 +835,7 @@ class SMTPClient:
                 str(path) for path in self._session.accepted_recipients if str(path) not in replies
             )
             raise OutcomeUnknown(str(exc), replies=replies, unanswered=unanswered) from exc
-        self._awaiting_final = False
+        self._awaiting_final = following is not None and self._one_shot(following)
         for response in responses:
             self._emit("reply", op=op.name, code=response.reply.code)
         return responses
@@ -718,20 +847,18 @@ class SMTPClient:
         accepted: dict[str, Reply],
         rejected: dict[str, Reply],
         final: list[Response],
-    ) -> SendOutcome:
+    ) -> SendOutcome | SMTPReplyError:
         size = len(plan.payload) if plan.payload is not None else (plan.mail.params.size or 0)
         transfer: Literal["DATA", "BDAT"] = "BDAT" if plan.use_bdat else "DATA"
         last = final[-1].reply
         if not mail_reply.is_positive:
-            await self._ensure_ready()
-            raise SMTPReplyError(mail_reply, SmtpOp.MAIL)
+            return SMTPReplyError(mail_reply, SmtpOp.MAIL)
         if not accepted:
-            await self._ensure_ready()
-            raise RecipientsRefused(rejected, list(rejected.values())[-1], SmtpOp.RCPT)
+            return RecipientsRefused(rejected, list(rejected.values())[-1], SmtpOp.RCPT)
         if self.is_lmtp and any(response.recipient is not None for response in final):
             replies = {str(response.recipient): response.reply for response in final}
             if not any(reply.is_positive for reply in replies.values()):
-                raise RecipientsRefused(replies, last, SmtpOp.DATA_END)
+                return RecipientsRefused(replies, last, SmtpOp.DATA_END)
             return LMTPOutcome(
                 accepted=accepted,
                 rejected=rejected,
@@ -743,7 +870,7 @@ class SMTPClient:
                 replies=replies,
             )
         if not last.is_positive:
-            raise SMTPReplyError(last, final[-1].op)
+            return SMTPReplyError(last, final[-1].op)
         return SendOutcome(
             accepted=accepted,
             rejected=rejected,
@@ -976,7 +1103,7 @@ def _rcpt_params_for(
     return [by_address.get(str(path), RcptParams()) for path in forwards]
 
 
-def _envelope_from_headers(message: Message) -> tuple[str | None, list[str]]:
+def _envelope_from_headers(message: EmailMessageBase) -> tuple[str | None, list[str]]:
     """Sender and recipients from headers, the way smtplib.send_message reads them."""
     resent = message.get_all("Resent-Date")
     if resent is None:

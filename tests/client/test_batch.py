@@ -1,0 +1,182 @@
+"""send_batch: the next transaction rides behind the previous end of data."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+import trio_smtp
+from trio_smtp import (
+    InvalidInputError,
+    Message,
+    OutcomeUnknown,
+    RecipientsRefused,
+    SendOutcome,
+    SMTPConnectionError,
+    SMTPReplyError,
+)
+
+from .conftest import EHLO_PIPELINING, Aiosmtpd, Peer, scripted
+
+GREETING = b"220 peer.test ESMTP\r\n"
+
+
+def message(number: int, rcpt: str = "b@example.org") -> Message:
+    return Message("a@example.com", [rcpt], b"body %d\r\n" % number, key=number)
+
+
+async def greet(peer: Peer) -> None:
+    await peer.send(GREETING)
+    await peer.expect(b"EHLO client.test\r\n")
+    await peer.send(EHLO_PIPELINING)
+
+
+def opening(rcpt: bytes = b"b@example.org", size: int = 8) -> bytes:
+    return b"MAIL FROM:<a@example.com> SIZE=%d\r\nRCPT TO:<%s>\r\nDATA\r\n" % (size, rcpt)
+
+
+async def test_golden_one_round_trip_per_message() -> None:
+    flights: list[bytes] = []
+
+    async def server(peer: Peer) -> None:
+        await greet(peer)
+        for reply in [
+            b"250 ok\r\n250 ok\r\n354 go\r\n",
+            b"250 queued as Q1\r\n250 ok\r\n250 ok\r\n354 go\r\n",
+            b"250 queued as Q2\r\n250 ok\r\n250 ok\r\n354 go\r\n",
+            b"250 queued as Q3\r\n",
+        ]:
+            flights.append(bytes(await peer.stream.receive_some(65536)))
+            await peer.send(reply)
+        await peer.read_all_until_eof()
+
+    with trio.fail_after(5):
+        async with scripted(server) as (smtp, _):
+            assert smtp is not None
+            results = await smtp.send_batch([message(1), message(2), message(3)])
+            await smtp._abort()
+    assert flights == [
+        opening(),
+        b"body 1\r\n.\r\n" + opening(),
+        b"body 2\r\n.\r\n" + opening(),
+        b"body 3\r\n.\r\n",
+    ]
+    assert [r.queue_id for r in results if isinstance(r, SendOutcome)] == ["Q1", "Q2", "Q3"]
+
+
+async def test_failures_stay_with_their_message() -> None:
+    async def server(peer: Peer) -> None:
+        await greet(peer)
+        # Message 1: its final reply is a refusal, while message 3 rides behind.
+        await peer.expect(opening())
+        await peer.send(b"250 ok\r\n250 ok\r\n354 go\r\n")
+        await peer.expect(b"body 1\r\n.\r\n" + opening(b"nobody@example.org"))
+        await peer.send(b"554 5.7.1 spam\r\n250 ok\r\n550 5.1.1 unknown\r\n554 no rcpt\r\n")
+        # Message 3's recipients were all refused: RSET, then message 4 alone.
+        await peer.expect(b"RSET\r\n")
+        await peer.send(b"250 reset\r\n")
+        await peer.expect(opening())
+        await peer.send(b"250 ok\r\n250 ok\r\n354 go\r\n")
+        await peer.expect(b"body 4\r\n.\r\n")
+        await peer.send(b"250 queued as Q4\r\n")
+        await peer.read_all_until_eof()
+
+    with trio.fail_after(5):
+        async with scripted(server) as (smtp, _):
+            assert smtp is not None
+            results = await smtp.send_batch(
+                [
+                    message(1),
+                    Message("a@example.com", ["not an address"], b"x"),
+                    message(3, "nobody@example.org"),
+                    message(4),
+                ]
+            )
+            assert smtp.state is trio_smtp.SessionState.READY
+            await smtp._abort()
+    assert isinstance(results[0], SMTPReplyError)
+    assert results[0].reply.code == 554
+    assert isinstance(results[1], InvalidInputError)
+    assert isinstance(results[2], RecipientsRefused)
+    assert isinstance(results[3], SendOutcome)
+    assert results[3].queue_id == "Q4"
+
+
+async def test_connection_lost_with_a_message_chained_behind() -> None:
+    async def server(peer: Peer) -> None:
+        await greet(peer)
+        await peer.expect(opening())
+        await peer.send(b"250 ok\r\n250 ok\r\n354 go\r\n")
+        await peer.expect(b"body 1\r\n.\r\n" + opening())
+        await peer.close()
+
+    with trio.fail_after(5):
+        async with scripted(server) as (smtp, _):
+            assert smtp is not None
+            results = await smtp.send_batch([message(1), message(2), message(3)])
+            assert smtp.state is trio_smtp.SessionState.BROKEN
+    assert isinstance(results[0], OutcomeUnknown)
+    # Message 2 had only MAIL/RCPT/DATA out, message 3 nothing: both never sent.
+    assert all(isinstance(result, SMTPConnectionError) for result in results[1:])
+    assert all("not sent" in str(result) for result in results[1:])
+
+
+async def test_batch_against_aiosmtpd_without_pipelining(aiosmtpd_server: Aiosmtpd) -> None:
+    batch = [message(number) for number in range(5)]
+    batch[2] = message(2, "nobody@example.org")
+    with trio.fail_after(10):
+        async with trio_smtp.open_smtp(
+            "127.0.0.1", aiosmtpd_server.port, tls=trio_smtp.PLAINTEXT
+        ) as smtp:
+            assert not smtp.capabilities.pipelining
+            results = await smtp.send_batch(batch)
+    assert [type(result).__name__ for result in results] == [
+        "SendOutcome",
+        "SendOutcome",
+        "RecipientsRefused",
+        "SendOutcome",
+        "SendOutcome",
+    ]
+    contents = [envelope.content for envelope in aiosmtpd_server.handler.envelopes]
+    assert contents == [b"body 0\r\n", b"body 1\r\n", b"body 3\r\n", b"body 4\r\n"]
+
+
+async def test_empty_batch() -> None:
+    async def server(peer: Peer) -> None:
+        await greet(peer)
+        await peer.read_all_until_eof()
+
+    with trio.fail_after(5):
+        async with scripted(server) as (smtp, _):
+            assert smtp is not None
+            with trio.testing.assert_checkpoints():
+                assert await smtp.send_batch([]) == []
+            await smtp._abort()
+
+
+@pytest.mark.parametrize("count", [1, 7])
+async def test_bdat_batch_chains_whole_messages(count: int) -> None:
+    flights: list[bytes] = []
+
+    async def server(peer: Peer) -> None:
+        await peer.send(GREETING)
+        await peer.expect(b"EHLO client.test\r\n")
+        await peer.send(b"250-peer\r\n250-PIPELINING\r\n250 CHUNKING\r\n")
+        pending = count
+        while pending:
+            data = bytes(await peer.stream.receive_some(65536))
+            flights.append(data)
+            done = data.count(b" LAST\r\n")
+            await peer.send(b"250 ok\r\n250 ok\r\n250 queued\r\n" * done)
+            pending -= done
+        await peer.read_all_until_eof()
+
+    with trio.fail_after(5):
+        async with scripted(server) as (smtp, _):
+            assert smtp is not None
+            results = await smtp.send_batch([message(n) for n in range(count)])
+            await smtp._abort()
+    assert all(isinstance(result, SendOutcome) for result in results)
+    assert b"".join(flights).count(b"BDAT 8 LAST\r\n") == count
+    if count > 1:
+        assert len(flights) < count  # messages shared writes
