@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import KW_ONLY, dataclass, replace
 from email.message import Message as EmailMessageBase
-from typing import Literal, NoReturn
+from typing import Any, Literal, NoReturn
 
 import trio
 
@@ -858,7 +858,8 @@ class SMTPClient:
         if self.is_lmtp and any(response.recipient is not None for response in final):
             replies = {str(response.recipient): response.reply for response in final}
             if not any(reply.is_positive for reply in replies.values()):
-                return RecipientsRefused(replies, last, SmtpOp.DATA_END)
+                # Every recipient failed, at RCPT time or after the data.
+                return RecipientsRefused({**rejected, **replies}, last, SmtpOp.DATA_END)
             return LMTPOutcome(
                 accepted=accepted,
                 rejected=rejected,
@@ -1195,6 +1196,15 @@ async def _connect(host: str | None, port: int, path: str | None) -> trio.abc.St
         raise SMTPConnectionError(f"cannot connect to {where}: {exc}") from exc
 
 
+async def _start_owned(stream: trio.abc.Stream, **options: Any) -> SMTPClient:
+    """`SMTPClient.from_stream` for a stream we opened: closed if starting fails."""
+    try:
+        return await SMTPClient.from_stream(stream, **options)
+    except BaseException:
+        await trio.aclose_forcefully(stream)
+        raise
+
+
 @asynccontextmanager
 async def open_smtp(
     host: str,
@@ -1222,7 +1232,7 @@ async def open_smtp(
     if ssl_context is not None:
         require_verifying(ssl_context)
     stream = await _connect(host, port or _DEFAULT_PORTS[tls], None)
-    client = await SMTPClient.from_stream(
+    client = await _start_owned(
         stream,
         tls=tls,
         ssl_context=ssl_context,
@@ -1260,8 +1270,10 @@ async def open_lmtp(
         tls = PLAINTEXT if path is not None else STARTTLS
     if path is not None and tls is not PLAINTEXT:
         raise InvalidInputError("TLS over a unix socket is not supported; use PLAINTEXT")
+    if ssl_context is not None:
+        require_verifying(ssl_context)
     stream = await _connect(host, port, path)
-    client = await SMTPClient.from_stream(
+    client = await _start_owned(
         stream,
         tls=tls,
         lmtp=True,

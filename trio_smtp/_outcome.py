@@ -48,9 +48,10 @@ class SendOutcome:
     partial rejection is not an error); ``reply`` is the final reply to the
     end of data; ``queue_id`` is read from it when the server names one.
     ``tls`` records whether the message travelled over TLS (SECURITY 9);
-    ``transfer`` says whether DATA or BDAT carried it; ``size`` counts the
-    octets of the message as sent (after newline normalisation, before
-    dot-stuffing).
+    ``transfer`` says whether DATA or BDAT carried it; ``size`` is the size
+    of an in-memory body after newline normalisation (before dot-stuffing),
+    and for a stream body the SIZE declared in ``mail_params``, or 0 when
+    none was.
     """
 
     accepted: Mapping[str, Reply]

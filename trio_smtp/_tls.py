@@ -69,7 +69,10 @@ def tls_context(
     else:
         raise InvalidInputError(f"unknown trust source {trust!r}")
     if cafile is not None or capath is not None or cadata is not None:
-        context.load_verify_locations(cafile=cafile, capath=capath, cadata=cadata)
+        try:
+            context.load_verify_locations(cafile=cafile, capath=capath, cadata=cadata)
+        except (OSError, ssl.SSLError, TypeError) as exc:
+            raise InvalidInputError(f"cannot load the CA certificates: {exc}") from exc
     context.minimum_version = _MINIMUM_VERSION
     context.check_hostname = True
     context.verify_mode = ssl.CERT_REQUIRED

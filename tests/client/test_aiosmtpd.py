@@ -452,3 +452,35 @@ async def test_sec_37_credentials_never_leak(
             import base64
 
             assert base64.b64encode(secret.encode()).decode()[:16] not in text
+
+
+async def test_lmtp_all_refused_reports_rcpt_and_final_refusals() -> None:
+    handler = Recorder(lmtp_failures={"full@example.org": "452 4.2.2 mailbox full"})
+    with run_aiosmtpd(lmtp=True, handler=handler) as server:
+        async with trio_smtp.open_lmtp("127.0.0.1", server.port, tls=trio_smtp.PLAINTEXT) as lmtp:
+            with pytest.raises(RecipientsRefused) as caught:
+                await lmtp.send_mail(
+                    "a@example.com", ["nobody@example.org", "full@example.org"], b"x\r\n"
+                )
+    assert {rcpt: reply.code for rcpt, reply in caught.value.rejected.items()} == {
+        "nobody@example.org": 550,
+        "full@example.org": 452,
+    }
+
+
+async def test_open_lmtp_refuses_a_non_verifying_context_before_connecting() -> None:
+    unverified = ssl.create_default_context()
+    unverified.check_hostname = False
+    unverified.verify_mode = ssl.CERT_NONE
+    with pytest.raises(InvalidInputError, match="verify"):
+        async with trio_smtp.open_lmtp("127.0.0.1", 9, ssl_context=unverified):
+            pass  # pragma: no cover - never reached
+
+
+def test_tls_context_errors_are_invalid_input(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match="CA certificates"):
+        trio_smtp.tls_context(cafile=str(tmp_path / "missing.pem"))
+    with pytest.raises(InvalidInputError, match="CA certificates"):
+        trio_smtp.tls_context(trust=None, cadata="not a certificate")
+    with pytest.raises(InvalidInputError, match="trust=None"):
+        trio_smtp.tls_context(trust=None)

@@ -124,7 +124,12 @@ class ExtensionUnavailable(SMTPError):
 
 
 class PolicyError(SMTPError):
-    """A local sending policy refused the message before any command was sent."""
+    """A local rule refused the operation before any command was sent.
+
+    Raised by a sending policy (``policy=``, such as `BoundedPolicy`), and by
+    the client itself when it refuses to send credentials without TLS to a
+    peer that is not this machine (SECURITY 32).
+    """
 
 
 class MessageTooLarge(PolicyError):
