@@ -7,7 +7,7 @@ author = "trio-smtp developers"
 copyright = "2026, trio-smtp developers"
 release = "0.1.0.dev0"
 
-extensions = ["sphinx.ext.autodoc", "sphinx.ext.intersphinx", "sphinx.ext.napoleon"]
+extensions = ["sphinx.ext.autodoc", "sphinx.ext.intersphinx"]
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 default_role = "py:obj"
