@@ -1,0 +1,107 @@
+"""Smaller promises of the client: trust sources, AUTH failure kinds, DSN,
+REQUIRETLS, and reading queue ids from the usual MTA wordings."""
+
+from __future__ import annotations
+
+import ssl
+
+import pytest
+import trio
+
+import trio_smtp
+from trio_smtp import AuthRejected, ExtensionUnavailable, MailParams, RcptParams, Reply
+from trio_smtp._outcome import queue_id_from
+from trio_smtp.testing import open_test_server, reply_override
+
+USER, PASSWORD = "user@example.com", "correct horse"
+
+
+@pytest.mark.parametrize("trust", ["system", "certifi", "truststore"])
+def test_trust_sources_build_verifying_contexts(trust: str) -> None:
+    if trust == "truststore":
+        pytest.importorskip("truststore", reason="the truststore extra is not installed")
+    context = trio_smtp.tls_context(trust=trust)  # type: ignore[arg-type]
+    assert context.verify_mode == ssl.CERT_REQUIRED
+    assert context.check_hostname
+    assert context.minimum_version == ssl.TLSVersion.TLSv1_2
+
+
+def test_certifi_context_trusts_certifi_roots() -> None:
+    certifi = pytest.importorskip("certifi")
+    context = trio_smtp.tls_context(trust="certifi")
+    with open(certifi.where(), "rb") as bundle:
+        assert bundle.read().count(b"BEGIN CERTIFICATE") == len(context.get_ca_certs())
+
+
+@pytest.mark.parametrize(
+    ("reply", "transient"), [("454 4.7.0 try again later", True), ("535 5.7.8 bad", False)]
+)
+async def test_454_and_535_are_told_apart(reply: str, transient: bool) -> None:
+    with trio.fail_after(10):
+        async with (
+            open_test_server(
+                users={USER: PASSWORD}, faults=reply_override("AUTH", reply)
+            ) as server,
+            trio_smtp.open_smtp(server.host, server.port, tls=trio_smtp.PLAINTEXT) as smtp,
+        ):
+            with pytest.raises(AuthRejected) as caught:
+                await smtp.login(USER, PASSWORD)
+            assert caught.value.reply.is_transient is transient
+            assert caught.value.reply.is_permanent is not transient
+            # The fault fired once: the retry succeeds.
+            assert (await smtp.login(USER, PASSWORD)).code == 235
+
+
+async def test_dsn_parameters_reach_the_server() -> None:
+    with trio.fail_after(10):
+        async with (
+            open_test_server() as server,
+            trio_smtp.open_smtp(server.host, server.port, tls=trio_smtp.PLAINTEXT) as smtp,
+        ):
+            await smtp.send_mail(
+                "a@example.com",
+                ["b@example.org", "c@example.org"],
+                b"x\r\n",
+                mail_params=MailParams(ret="HDRS", envid="QQ+314159"),
+                rcpt_params={
+                    "b@example.org": RcptParams(
+                        notify=("SUCCESS", "FAILURE"), orcpt="b@example.org"
+                    )
+                },
+            )
+    (message,) = server.messages
+    assert "RET=HDRS" in message.mail_options
+    assert "ENVID=QQ+2B314159" in message.mail_options
+    assert message.rcpt_options[0] == ("NOTIFY=SUCCESS,FAILURE", "ORCPT=rfc822;b@example.org")
+    assert message.rcpt_options[1] == ()
+
+
+async def test_requiretls_needs_tls() -> None:
+    with trio.fail_after(10):
+        async with open_test_server(extensions=["PIPELINING", "REQUIRETLS"]) as server:
+            async with trio_smtp.open_smtp(
+                server.host, server.port, tls=trio_smtp.PLAINTEXT
+            ) as smtp:
+                with pytest.raises(ExtensionUnavailable, match="REQUIRETLS"):
+                    await smtp.send_mail(
+                        "a@example.com",
+                        ["b@example.org"],
+                        b"x",
+                        mail_params=MailParams(requiretls=True),
+                    )
+    assert server.messages == []
+
+
+@pytest.mark.parametrize(
+    ("text", "queue_id"),
+    [
+        (b"2.0.0 Ok: queued as 4XyZ1abC", "4XyZ1abC"),  # Postfix
+        (b"OK id=1rABCd-000Abc-Xy", "1rABCd-000Abc-Xy"),  # Exim
+        (b"2.0.0 4AL9abcd012345 Message accepted for delivery", "4AL9abcd012345"),  # Sendmail
+        (b"2.6.0 <abc@host.example> [InternalId=123] Queued mail for delivery", "abc@host.example"),
+        (b"Ok", None),
+    ],
+)
+def test_queue_ids_from_the_usual_wordings(text: bytes, queue_id: str | None) -> None:
+    assert queue_id_from(Reply(250, (text,))) == queue_id
+    assert queue_id_from(Reply(451, (text,))) is None  # only a success names a queue id
