@@ -78,17 +78,17 @@ async def test_dsn_parameters_reach_the_server() -> None:
 
 async def test_requiretls_needs_tls() -> None:
     with trio.fail_after(10):
-        async with open_test_server(extensions=["PIPELINING", "REQUIRETLS"]) as server:
-            async with trio_smtp.open_smtp(
-                server.host, server.port, tls=trio_smtp.PLAINTEXT
-            ) as smtp:
-                with pytest.raises(ExtensionUnavailable, match="REQUIRETLS"):
-                    await smtp.send_mail(
-                        "a@example.com",
-                        ["b@example.org"],
-                        b"x",
-                        mail_params=MailParams(requiretls=True),
-                    )
+        async with (
+            open_test_server(extensions=["PIPELINING", "REQUIRETLS"]) as server,
+            trio_smtp.open_smtp(server.host, server.port, tls=trio_smtp.PLAINTEXT) as smtp,
+        ):
+            with pytest.raises(ExtensionUnavailable, match="REQUIRETLS"):
+                await smtp.send_mail(
+                    "a@example.com",
+                    ["b@example.org"],
+                    b"x",
+                    mail_params=MailParams(requiretls=True),
+                )
     assert server.messages == []
 
 
