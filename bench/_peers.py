@@ -100,12 +100,13 @@ def client_version(client: str) -> str | None:
         return f"Python {sys.version.split()[0]}"
     if client == "bare-trio" and importlib.util.find_spec("trio") is not None:
         return f"trio {importlib.metadata.version('trio')}"
-    if client == "trio-smtp":
+    if client in ("trio-smtp", "trio-smtp-batch"):
         use_source_tree()
     if importlib.util.find_spec(MODULES[client]) is None:
         return None
+    distribution = "trio-smtp" if client == "trio-smtp-batch" else client
     try:
-        return importlib.metadata.version(client)
+        return importlib.metadata.version(distribution)
     except importlib.metadata.PackageNotFoundError:
         # trio-smtp run from this checkout without being installed.
         return "source tree" if client == "trio-smtp" else "unknown"
