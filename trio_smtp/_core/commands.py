@@ -336,7 +336,9 @@ class Command:
 
     def __post_init__(self) -> None:
         self._validate()
-        self.encode()  # the line checks (length, characters) run now, not at send time
+        # The line checks (length, characters) run now, not at send time, and
+        # the bytes they produce are the ones sent: commands are immutable.
+        object.__setattr__(self, "_wire", self._render())
 
     def _validate(self) -> None:
         """Check and normalise the fields; subclasses with arguments override it."""
@@ -349,6 +351,10 @@ class Command:
 
     def encode(self) -> bytes:
         """The whole command line, CRLF included."""
+        wire: bytes = self.__dict__["_wire"]
+        return wire
+
+    def _render(self) -> bytes:
         return _finish_line(
             self._line(), utf8=self._utf8_allowed(), limit=self._line_limit, what=self.op.name
         )
