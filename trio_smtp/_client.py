@@ -725,14 +725,10 @@ class SMTPClient:
 
         if one_shot:
             final = await self._final_replies(SmtpOp.BDAT, following)
-            return await self._conclude(plan, mail_reply, accepted, rejected, final), following
+            return self._conclude(plan, mail_reply, accepted, rejected, final), following
 
-        if not mail_reply.is_positive:
-            if pipelining and not plan.use_bdat:
-                await self._response()  # the DATA reply, a refusal
-            await self._ensure_ready()
-            return SMTPReplyError(mail_reply, SmtpOp.MAIL), None
-        if not accepted:
+        refusal = _envelope_refusal(mail_reply, accepted, rejected)
+        if refusal is not None:
             if pipelining and not plan.use_bdat:
                 data_reply = (await self._response()).reply
                 if data_reply.code == 354:
@@ -740,8 +736,7 @@ class SMTPClient:
                     await self._write(session.end_body(), final=True)
                     await self._final_replies(SmtpOp.DATA_END, None)
             await self._ensure_ready()
-            last = list(rejected.values())[-1]
-            return RecipientsRefused(rejected, last, SmtpOp.RCPT), None
+            return refusal, None
 
         if plan.use_bdat:
             final = await self._send_chunks(plan)
@@ -755,7 +750,7 @@ class SMTPClient:
                 return SMTPReplyError(data_reply, SmtpOp.DATA), None
             following = await self._send_data_body(plan, chain)
             final = await self._final_replies(SmtpOp.DATA_END, following)
-        return await self._conclude(plan, mail_reply, accepted, rejected, final), following
+        return self._conclude(plan, mail_reply, accepted, rejected, final), following
 
     async def _send_data_body(self, plan: _Plan, chain: _Chain | None) -> _Plan | None:
         """Write the DATA body and its end, with the next message's opening behind it."""
@@ -840,7 +835,7 @@ class SMTPClient:
             self._emit("reply", op=op.name, code=response.reply.code)
         return responses
 
-    async def _conclude(
+    def _conclude(
         self,
         plan: _Plan,
         mail_reply: Reply,
@@ -851,10 +846,9 @@ class SMTPClient:
         size = len(plan.payload) if plan.payload is not None else (plan.mail.params.size or 0)
         transfer: Literal["DATA", "BDAT"] = "BDAT" if plan.use_bdat else "DATA"
         last = final[-1].reply
-        if not mail_reply.is_positive:
-            return SMTPReplyError(mail_reply, SmtpOp.MAIL)
-        if not accepted:
-            return RecipientsRefused(rejected, list(rejected.values())[-1], SmtpOp.RCPT)
+        refusal = _envelope_refusal(mail_reply, accepted, rejected)
+        if refusal is not None:
+            return refusal
         if self.is_lmtp and any(response.recipient is not None for response in final):
             replies = {str(response.recipient): response.reply for response in final}
             if not any(reply.is_positive for reply in replies.values()):
@@ -1047,6 +1041,17 @@ class SMTPClient:
             self._audit(AuditEvent(kind, self._peer, details))
         if logger.isEnabledFor(10):
             logger.debug("%s: %s %s", kind, self._peer, details)
+
+
+def _envelope_refusal(
+    mail_reply: Reply, accepted: Mapping[str, Reply], rejected: Mapping[str, Reply]
+) -> SMTPReplyError | None:
+    """The refusal when MAIL or every RCPT was refused, else None."""
+    if not mail_reply.is_positive:
+        return SMTPReplyError(mail_reply, SmtpOp.MAIL)
+    if not accepted:
+        return RecipientsRefused(rejected, list(rejected.values())[-1], SmtpOp.RCPT)
+    return None
 
 
 class _ChunkReader:
