@@ -1201,10 +1201,23 @@ async def _connect(host: str | None, port: int, path: str | None) -> trio.abc.St
         raise SMTPConnectionError(f"cannot connect to {where}: {exc}") from exc
 
 
-async def _start_owned(stream: trio.abc.Stream, **options: Any) -> SMTPClient:
-    """`SMTPClient.from_stream` for a stream we opened: closed if starting fails."""
+async def _open_client(
+    host: str | None,
+    port: int,
+    path: str | None,
+    ssl_context: ssl.SSLContext | None,
+    **options: Any,
+) -> SMTPClient:
+    """Connect and start a client on a stream we own, closing it if starting fails.
+
+    The TLS context is checked before connecting, so a refused one leaves
+    no socket behind.
+    """
+    if ssl_context is not None:
+        require_verifying(ssl_context)
+    stream = await _connect(host, port, path)
     try:
-        return await SMTPClient.from_stream(stream, **options)
+        return await SMTPClient.from_stream(stream, ssl_context=ssl_context, **options)
     except BaseException:
         await trio.aclose_forcefully(stream)
         raise
@@ -1234,13 +1247,12 @@ async def open_smtp(
     """
     if not isinstance(tls, TLSMode):
         raise InvalidInputError(f"tls must be IMPLICIT, STARTTLS or PLAINTEXT, not {tls!r}")
-    if ssl_context is not None:
-        require_verifying(ssl_context)
-    stream = await _connect(host, port or _DEFAULT_PORTS[tls], None)
-    client = await _start_owned(
-        stream,
+    client = await _open_client(
+        host,
+        port or _DEFAULT_PORTS[tls],
+        None,
+        ssl_context,
         tls=tls,
-        ssl_context=ssl_context,
         server_hostname=server_hostname or host,
         local_hostname=local_hostname,
         policy=policy,
@@ -1275,14 +1287,13 @@ async def open_lmtp(
         tls = PLAINTEXT if path is not None else STARTTLS
     if path is not None and tls is not PLAINTEXT:
         raise InvalidInputError("TLS over a unix socket is not supported; use PLAINTEXT")
-    if ssl_context is not None:
-        require_verifying(ssl_context)
-    stream = await _connect(host, port, path)
-    client = await _start_owned(
-        stream,
+    client = await _open_client(
+        host,
+        port,
+        path,
+        ssl_context,
         tls=tls,
         lmtp=True,
-        ssl_context=ssl_context,
         server_hostname=server_hostname or host,
         local_hostname=local_hostname,
         policy=policy,
