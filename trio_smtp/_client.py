@@ -273,6 +273,16 @@ class SMTPClient:
     def peer(self) -> str:
         return self._peer
 
+    @property
+    def awaiting_final_reply(self) -> bool:
+        """True from writing an end of data until its reply has been read.
+
+        Still True after a call was cancelled or failed in that window: the
+        message it carried may have been delivered, so a pool or a retry
+        loop must count it as unknown, never resend it.
+        """
+        return self._awaiting_final
+
     def __repr__(self) -> str:
         mode = "LMTP" if self.is_lmtp else "SMTP"
         tls = "TLS" if self.is_tls else "plaintext"

@@ -11,7 +11,7 @@ import trio
 import trio_smtp
 from trio_smtp import AuthRejected, ExtensionUnavailable, MailParams, RcptParams, Reply
 from trio_smtp._outcome import queue_id_from
-from trio_smtp.testing import open_test_server, reply_override
+from trio_smtp.testing import delay, open_test_server, reply_override
 
 USER, PASSWORD = "user@example.com", "correct horse"
 
@@ -105,3 +105,41 @@ async def test_requiretls_needs_tls() -> None:
 def test_queue_ids_from_the_usual_wordings(text: bytes, queue_id: str | None) -> None:
     assert queue_id_from(Reply(250, (text,))) == queue_id
     assert queue_id_from(Reply(451, (text,))) is None  # only a success names a queue id
+
+
+@pytest.mark.parametrize("extensions", [None, ["PIPELINING", "SIZE", "8BITMIME"]])
+async def test_a_cancelled_send_says_whether_its_end_of_data_had_left(
+    extensions: list[str] | None,
+) -> None:
+    """`awaiting_final_reply` tells a pool an unknown outcome from a safe retry."""
+    with trio.fail_after(10):
+        async with (
+            open_test_server(
+                extensions=extensions, faults=delay(None, 5, stage="data_end")
+            ) as server,
+            trio_smtp.open_smtp(server.host, server.port, tls=trio_smtp.PLAINTEXT) as smtp,
+        ):
+            assert not smtp.awaiting_final_reply
+            with trio.move_on_after(0.5) as scope:
+                await smtp.send_mail(
+                    "a@example.com", ["b@example.com"], b"Subject: x\r\n\r\nhi\r\n"
+                )
+            assert scope.cancelled_caught
+            assert smtp.awaiting_final_reply
+            assert smtp.state is trio_smtp.SessionState.BROKEN
+
+    with trio.fail_after(10):
+        async with (
+            open_test_server(extensions=["PIPELINING", "SIZE"], faults=delay("RCPT", 5)) as server,
+            trio_smtp.open_smtp(server.host, server.port, tls=trio_smtp.PLAINTEXT) as smtp,
+        ):
+            with trio.move_on_after(0.5) as scope:
+                await smtp.send_mail("a@example.com", ["b@example.com"], b"hi\r\n")
+            assert scope.cancelled_caught
+            assert not smtp.awaiting_final_reply
+            async with (
+                open_test_server() as other,
+                trio_smtp.open_smtp(other.host, other.port, tls=trio_smtp.PLAINTEXT) as fresh,
+            ):
+                await fresh.send_mail("a@example.com", ["b@example.com"], b"hi\r\n")
+                assert not fresh.awaiting_final_reply
