@@ -34,6 +34,7 @@ addresses and identifiers: :func:`xtext` (RFC 3461) and
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import unicodedata
@@ -269,6 +270,12 @@ def _parse_path(value: object, *, kind: str, allow_null: bool, allow_postmaster:
     return address
 
 
+@functools.lru_cache(maxsize=4096)
+def _parse_path_cached(text: str, kind: str, allow_null: bool, allow_postmaster: bool) -> str:
+    """`_parse_path` for an exact ``str``; failures raise and are never cached."""
+    return _parse_path(text, kind=kind, allow_null=allow_null, allow_postmaster=allow_postmaster)
+
+
 class _EnvelopePath:
     """Shared implementation of the two immutable path types."""
 
@@ -283,12 +290,18 @@ class _EnvelopePath:
         source: Any = address
         if isinstance(source, _EnvelopePath):
             source = source._address
-        parsed = _parse_path(
-            source,
-            kind=type(self).__name__,
-            allow_null=self._allow_null,
-            allow_postmaster=self._allow_postmaster,
-        )
+        if type(source) is str:
+            # Senders and recipients repeat across a bulk job: parse each once.
+            parsed = _parse_path_cached(
+                source, type(self).__name__, self._allow_null, self._allow_postmaster
+            )
+        else:
+            parsed = _parse_path(
+                source,
+                kind=type(self).__name__,
+                allow_null=self._allow_null,
+                allow_postmaster=self._allow_postmaster,
+            )
         object.__setattr__(self, "_address", parsed)
         object.__setattr__(self, "_needs_smtputf8", not parsed.isascii())
 

@@ -9,6 +9,7 @@ at a time or many replies per chunk, and either yields replies or raises
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -78,6 +79,12 @@ class EnhancedStatus:
         return f"{self.class_}.{self.subject}.{self.detail}"
 
 
+@functools.lru_cache(maxsize=256)
+def _enhanced_status(groups: tuple[bytes, ...]) -> EnhancedStatus:
+    # A few dozen codes cover nearly every reply a server sends.
+    return EnhancedStatus(*(int(group) for group in groups))
+
+
 @dataclass(frozen=True)
 class Reply:
     """One complete server reply.
@@ -96,8 +103,7 @@ class Reply:
         if self.enhanced is None and self.lines:
             match = _ENHANCED.match(self.lines[0])
             if match and int(match.group(1)) == self.code // 100:
-                status = EnhancedStatus(*(int(group) for group in match.groups()))
-                object.__setattr__(self, "enhanced", status)
+                object.__setattr__(self, "enhanced", _enhanced_status(match.groups()))
 
     @property
     def is_positive(self) -> bool:
