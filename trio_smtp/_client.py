@@ -15,6 +15,7 @@ import copy
 import email.policy
 import email.utils
 import enum
+import functools
 import ipaddress
 import socket
 import ssl
@@ -116,6 +117,8 @@ BDAT_WINDOW = 2
 
 
 _Chain = Callable[[], "_Plan | None"]
+_NO_MAIL_PARAMS = MailParams()
+_NO_RCPT_PARAMS = RcptParams()
 
 
 @dataclass(frozen=True)
@@ -464,10 +467,18 @@ class SMTPClient:
         the message, and `OutcomeUnknown` when the connection is lost after
         the end of data.
         """
-        async with self._lock:
-            self._check_usable()
-            plan = self._plan(sender, recipients, body, mail_params, rcpt_params, transfer)
+        await self._acquire()
+        try:
+            try:
+                self._check_usable()
+                plan = self._plan(sender, recipients, body, mail_params, rcpt_params, transfer)
+            except BaseException:
+                # Failing before any I/O must still yield, like every checkpoint.
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                raise
             result, _ = await self._transact(plan)
+        finally:
+            self._lock.release()
         if isinstance(result, SMTPReplyError):
             raise result
         return result
@@ -602,7 +613,7 @@ class SMTPClient:
         if transfer not in ("auto", "data", "bdat"):
             raise InvalidInputError(f"transfer must be 'auto', 'data' or 'bdat', not {transfer!r}")
         capabilities = self.capabilities
-        params = mail_params if mail_params is not None else MailParams()
+        params = mail_params if mail_params is not None else _NO_MAIL_PARAMS
         if not isinstance(params, MailParams):
             raise InvalidInputError("mail_params must be a MailParams")
         binary = params.body == "BINARYMIME"
@@ -611,8 +622,12 @@ class SMTPClient:
             raise InvalidInputError("BODY=BINARYMIME needs BDAT; it cannot go through DATA")
         if use_bdat and not capabilities.chunking:
             raise ExtensionUnavailable("CHUNKING")
-        if reverse.needs_smtputf8 or any(path.needs_smtputf8 for path in forwards):
-            params = replace(params, smtputf8=True)
+        # Parameters the client fills in itself, applied in one replace().
+        implied: dict[str, Any] = {}
+        if not params.smtputf8 and (
+            reverse.needs_smtputf8 or any(path.needs_smtputf8 for path in forwards)
+        ):
+            implied["smtputf8"] = True
 
         payload: bytes | None = None
         stream: trio.abc.ReceiveStream | None = None
@@ -627,29 +642,28 @@ class SMTPClient:
                 normalizer = NewlineNormalizer()
                 payload = normalizer.feed(body) + normalizer.finish()
             if params.body is None and capabilities.eightbitmime and not payload.isascii():
-                params = replace(params, body="8BITMIME")
+                implied["body"] = "8BITMIME"
             if params.size is None and capabilities.size is not None:
-                params = replace(params, size=len(payload))
+                implied["size"] = len(payload)
         elif isinstance(body, trio.abc.ReceiveStream):
             stream = body
         else:
             raise InvalidInputError(
                 f"body must be bytes, str or a trio.abc.ReceiveStream, not {type(body).__name__}"
             )
+        if implied:
+            params = _implied_params(params, tuple(sorted(implied.items())))
         limit = capabilities.size
         if limit and params.size is not None and params.size > limit:
             raise MessageTooLarge(params.size, limit)
 
         per_rcpt = _rcpt_params_for(forwards, rcpt_params)
-        mail = Mail(reverse, params)
+        mail = _mail_command(reverse, params)
         rcpts = tuple(
-            Rcpt(path, rcpt, smtputf8=params.smtputf8)
+            _rcpt_command(path, rcpt, params.smtputf8)
             for path, rcpt in zip(forwards, per_rcpt, strict=True)
         )
-        needed = set(params.required_extensions())
-        for rcpt in per_rcpt:
-            needed.update(rcpt.required_extensions())
-        for name in sorted(needed):
+        for name in _extensions_needed(params, tuple(per_rcpt)):
             if not capabilities.has(name):
                 raise ExtensionUnavailable(name)
         if params.requiretls and not self.is_tls:
@@ -683,7 +697,8 @@ class SMTPClient:
             assert plan.payload is not None
             wire += self._session.send_chunk(plan.payload, last=True)
         self._log_commands(commands)
-        self._emit("mail", sender=str(plan.mail.sender), recipients=len(plan.rcpts))
+        if self._observed():
+            self._emit("mail", sender=str(plan.mail.sender), recipients=len(plan.rcpts))
         return wire
 
     async def _transact(
@@ -730,8 +745,9 @@ class SMTPClient:
         pairs = list(zip(plan.rcpts, rcpt_replies, strict=False))
         accepted = {str(rcpt.recipient): reply for rcpt, reply in pairs if reply.is_positive}
         rejected = {str(rcpt.recipient): reply for rcpt, reply in pairs if not reply.is_positive}
-        for recipient, reply in (*accepted.items(), *rejected.items()):
-            self._emit("rcpt", recipient=recipient, code=reply.code)
+        if self._observed():
+            for recipient, reply in (*accepted.items(), *rejected.items()):
+                self._emit("rcpt", recipient=recipient, code=reply.code)
 
         if one_shot:
             final = await self._final_replies(SmtpOp.BDAT, following)
@@ -765,7 +781,8 @@ class SMTPClient:
     async def _send_data_body(self, plan: _Plan, chain: _Chain | None) -> _Plan | None:
         """Write the DATA body and its end, with the next message's opening behind it."""
         session = self._session
-        self._emit("data", transfer="DATA", size=len(plan.payload) if plan.payload else None)
+        if self._observed():
+            self._emit("data", transfer="DATA", size=len(plan.payload) if plan.payload else None)
         if plan.payload is not None:
             wire = session.send_body(plan.payload) + session.end_body()
         else:
@@ -791,7 +808,8 @@ class SMTPClient:
     async def _send_chunks(self, plan: _Plan) -> list[Response]:
         """Send the body as BDAT chunks, keeping at most BDAT_WINDOW unanswered."""
         session = self._session
-        self._emit("data", transfer="BDAT", size=len(plan.payload) if plan.payload else None)
+        if self._observed():
+            self._emit("data", transfer="BDAT", size=len(plan.payload) if plan.payload else None)
         unanswered = 0
         failure: Reply | None = None
         reader = _ChunkReader(plan)
@@ -841,8 +859,9 @@ class SMTPClient:
             )
             raise OutcomeUnknown(str(exc), replies=replies, unanswered=unanswered) from exc
         self._awaiting_final = following is not None and self._one_shot(following)
-        for response in responses:
-            self._emit("reply", op=op.name, code=response.reply.code)
+        if self._observed():
+            for response in responses:
+                self._emit("reply", op=op.name, code=response.reply.code)
         return responses
 
     def _conclude(
@@ -959,6 +978,19 @@ class SMTPClient:
 
     # -- I/O under the rules of cancellation ----------------------------------
 
+    async def _acquire(self) -> None:
+        """Take the lock, without a trip through the scheduler when it is free.
+
+        The I/O that follows yields to the scheduler anyway, so the free case
+        needs only the cancellation check; a caller cancelled while waiting
+        here has changed nothing.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
+        try:
+            self._lock.acquire_nowait()
+        except trio.WouldBlock:
+            await self._lock.acquire()
+
     def _check_usable(self) -> None:
         if self._broken:
             raise SMTPConnectionError(
@@ -1046,11 +1078,40 @@ class SMTPClient:
             for command in commands:
                 logger.debug("C: %s %s", self._peer, command.redacted())
 
+    def _observed(self) -> bool:
+        """Whether anyone receives audit events: skip building them otherwise."""
+        return self._audit is not None or logger.isEnabledFor(10)
+
     def _emit(self, kind: str, **details: str | int | bool | None) -> None:
         if self._audit is not None:
             self._audit(AuditEvent(kind, self._peer, details))
         if logger.isEnabledFor(10):
             logger.debug("%s: %s %s", kind, self._peer, details)
+
+
+# Commands are immutable values, validated and encoded once: a bulk job
+# repeats its senders, recipients and parameters, so each is built once.
+@functools.lru_cache(maxsize=1024)
+def _mail_command(sender: ReversePath, params: MailParams) -> Mail:
+    return Mail(sender, params)
+
+
+@functools.lru_cache(maxsize=1024)
+def _implied_params(params: MailParams, implied: tuple[tuple[str, Any], ...]) -> MailParams:
+    return replace(params, **dict(implied))
+
+
+@functools.lru_cache(maxsize=1024)
+def _extensions_needed(params: MailParams, per_rcpt: tuple[RcptParams, ...]) -> tuple[str, ...]:
+    needed = set(params.required_extensions())
+    for rcpt in per_rcpt:
+        needed.update(rcpt.required_extensions())
+    return tuple(sorted(needed))
+
+
+@functools.lru_cache(maxsize=4096)
+def _rcpt_command(recipient: ForwardPath, params: RcptParams, smtputf8: bool) -> Rcpt:
+    return Rcpt(recipient, params, smtputf8=smtputf8)
 
 
 def _envelope_refusal(
@@ -1109,14 +1170,14 @@ def _rcpt_params_for(
     forwards: Sequence[ForwardPath], params: RcptParams | Mapping[str, RcptParams] | None
 ) -> list[RcptParams]:
     if params is None:
-        return [RcptParams()] * len(forwards)
+        return [_NO_RCPT_PARAMS] * len(forwards)
     if isinstance(params, RcptParams):
         return [params] * len(forwards)
     by_address = {str(ForwardPath(address)): value for address, value in params.items()}
     unknown = set(by_address) - {str(path) for path in forwards}
     if unknown:
         raise InvalidInputError(f"rcpt_params names addresses that are not recipients: {unknown}")
-    return [by_address.get(str(path), RcptParams()) for path in forwards]
+    return [by_address.get(str(path), _NO_RCPT_PARAMS) for path in forwards]
 
 
 def _envelope_from_headers(message: EmailMessageBase) -> tuple[str | None, list[str]]:
