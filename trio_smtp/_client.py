@@ -17,9 +17,18 @@ import email.utils
 import enum
 import functools
 import ipaddress
+import os
 import socket
 import ssl
-from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Hashable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from contextlib import asynccontextmanager
 from dataclasses import KW_ONLY, dataclass, replace
 from email.message import Message as EmailMessageBase
@@ -27,6 +36,7 @@ from typing import Any, Literal, NoReturn
 
 import trio
 
+from ._body import AsyncReadable, BodySource, Progress, body_source, report_progress
 from ._core.address import ForwardPath, ReversePath
 from ._core.capabilities import Capabilities
 from ._core.commands import (
@@ -101,7 +111,16 @@ PLAINTEXT = TLSMode.PLAINTEXT
 
 _DEFAULT_PORTS = {TLSMode.IMPLICIT: 465, TLSMode.STARTTLS: 587, TLSMode.PLAINTEXT: 25}
 
-Body = bytes | bytearray | memoryview | str | trio.abc.ReceiveStream
+Body = (
+    bytes
+    | bytearray
+    | memoryview
+    | str
+    | trio.abc.ReceiveStream
+    | os.PathLike[str]
+    | AsyncReadable
+    | AsyncIterable[bytes]
+)
 Transfer = Literal["auto", "data", "bdat"]
 
 #: Bytes asked of the transport per read.
@@ -146,9 +165,15 @@ class _Plan:
     mail: Mail
     rcpts: tuple[Rcpt, ...]
     payload: bytes | None
-    stream: trio.abc.ReceiveStream | None
+    stream: BodySource | None
     use_bdat: bool
     binary: bool
+    progress: Progress | None = None
+
+    @property
+    def total(self) -> int | None:
+        """The body's octets, when known: what progress reports count towards."""
+        return len(self.payload) if self.payload is not None else self.stream.length  # type: ignore[union-attr]
 
 
 class SMTPClient:
@@ -452,14 +477,22 @@ class SMTPClient:
         mail_params: MailParams | None = None,
         rcpt_params: RcptParams | Mapping[str, RcptParams] | None = None,
         transfer: Transfer = "auto",
+        progress: Progress | None = None,
     ) -> SendOutcome:
         """Send one message; returns its `SendOutcome` (`LMTPOutcome` over LMTP).
 
-        ``body`` is bytes-like, str (UTF-8), or a `trio.abc.ReceiveStream`
-        read in chunks, never held whole. Bare CR and LF become CRLF. BDAT
-        is used when the server offers CHUNKING (``transfer="auto"``), else
-        DATA with dot-stuffing. SMTPUTF8 and 8BITMIME are declared when the
-        addresses or body need them, and SIZE when the length is known.
+        ``body`` is bytes-like, str (UTF-8), or a source read in chunks and
+        never held whole: a `trio.abc.ReceiveStream` (such as a
+        `trio_smtp.mime` message), a `pathlib.Path`, a trio async file, or an
+        async iterable of bytes. The next chunk is read only once the last
+        one was written, so memory stays bounded whatever the size. Bare CR
+        and LF become CRLF. BDAT is used when the server offers CHUNKING
+        (``transfer="auto"``), else DATA with dot-stuffing. SMTPUTF8 and
+        8BITMIME are declared when the addresses or body need them, and SIZE
+        when the length is known (bytes, paths, streams with a ``length``).
+
+        ``progress``, a callable taking ``(octets_sent, total_or_None)`` or a
+        trio-util `AsyncValue`, hears of the body octets written so far.
 
         Everything is validated before the first byte is written. Raises
         `RecipientsRefused` when no recipient is accepted (the connection is
@@ -471,12 +504,17 @@ class SMTPClient:
         try:
             try:
                 self._check_usable()
-                plan = self._plan(sender, recipients, body, mail_params, rcpt_params, transfer)
+                plan = self._plan(
+                    sender, recipients, body, mail_params, rcpt_params, transfer, progress
+                )
             except BaseException:
                 # Failing before any I/O must still yield, like every checkpoint.
                 await trio.lowlevel.cancel_shielded_checkpoint()
                 raise
-            result, _ = await self._transact(plan)
+            try:
+                result, _ = await self._transact(plan)
+            finally:
+                await _release(plan)
         finally:
             self._lock.release()
         if isinstance(result, SMTPReplyError):
@@ -505,7 +543,7 @@ class SMTPClient:
             results: dict[int, SendOutcome | SMTPError] = {}
             numbered = enumerate(messages)
             # Plans chained ahead but not yet started, by object identity.
-            waiting: dict[int, int] = {}
+            waiting: dict[int, tuple[int, _Plan]] = {}
 
             def next_plan() -> _Plan | None:
                 for index, message in numbered:
@@ -521,28 +559,42 @@ class SMTPClient:
                     except (InvalidInputError, PolicyError, ExtensionUnavailable) as exc:
                         results[index] = exc
                         continue
-                    waiting[id(plan)] = index
+                    waiting[id(plan)] = (index, plan)
                     return plan
                 return None
 
             plan, opened = next_plan(), False
-            while plan is not None:
-                index = waiting.pop(id(plan))
-                try:
-                    result, following = await self._transact(plan, opened=opened, chain=next_plan)
-                except SMTPError as exc:
-                    results[index] = exc
-                    if not self.is_closed:
-                        plan, opened = next_plan(), False
-                        continue
-                    never_sent = SMTPConnectionError(
-                        "not sent: the connection failed before this message"
+            try:
+                while plan is not None:
+                    current = plan
+                    index, _ = waiting.pop(id(current))
+                    try:
+                        result, following = await self._transact(
+                            current, opened=opened, chain=next_plan
+                        )
+                    except SMTPError as exc:
+                        results[index] = exc
+                        if not self.is_closed:
+                            plan, opened = next_plan(), False
+                            continue
+                        never_sent = SMTPConnectionError(
+                            "not sent: the connection failed before this message"
+                        )
+                        for rest, _ in waiting.values():
+                            results[rest] = never_sent
+                        for rest, _ in numbered:
+                            results[rest] = never_sent
+                        break
+                    finally:
+                        await _release(current)
+                    results[index] = result
+                    plan, opened = (
+                        (following, True) if following is not None else (next_plan(), False)
                     )
-                    for rest in (*waiting.values(), *(number for number, _ in numbered)):
-                        results[rest] = never_sent
-                    break
-                results[index] = result
-                plan, opened = (following, True) if following is not None else (next_plan(), False)
+            finally:
+                # Chained behind a failure or a cancellation, never started.
+                for _, unsent in waiting.values():
+                    await _release(unsent)
             return [results[number] for number in sorted(results)]
 
     async def send_message(
@@ -603,6 +655,7 @@ class SMTPClient:
         mail_params: MailParams | None,
         rcpt_params: RcptParams | Mapping[str, RcptParams] | None,
         transfer: Transfer,
+        progress: Progress | None = None,
     ) -> _Plan:
         reverse = sender if isinstance(sender, ReversePath) else ReversePath(sender)
         if isinstance(recipients, (str, ForwardPath)):
@@ -630,7 +683,7 @@ class SMTPClient:
             implied["smtputf8"] = True
 
         payload: bytes | None = None
-        stream: trio.abc.ReceiveStream | None = None
+        stream: BodySource | None = None
         if isinstance(body, str):
             body = body.encode("utf-8")
         if isinstance(body, (bytes, bytearray, memoryview)):
@@ -645,12 +698,10 @@ class SMTPClient:
                 implied["body"] = "8BITMIME"
             if params.size is None and capabilities.size is not None:
                 implied["size"] = len(payload)
-        elif isinstance(body, trio.abc.ReceiveStream):
-            stream = body
         else:
-            raise InvalidInputError(
-                f"body must be bytes, str or a trio.abc.ReceiveStream, not {type(body).__name__}"
-            )
+            stream = body_source(body)
+            if params.size is None and capabilities.size is not None and stream.length is not None:
+                implied["size"] = stream.length
         if implied:
             params = _implied_params(params, tuple(sorted(implied.items())))
         limit = capabilities.size
@@ -672,7 +723,7 @@ class SMTPClient:
             self._policy.check_sender(reverse)
             self._policy.check_recipients(forwards)
             self._policy.check_message_size(params.size)
-        return _Plan(mail, rcpts, payload, stream, use_bdat, binary)
+        return _Plan(mail, rcpts, payload, stream, use_bdat, binary, progress)
 
     def _one_shot(self, plan: _Plan) -> bool:
         """Whether the whole body goes as one ``BDAT n LAST`` in the opening flight."""
@@ -786,13 +837,15 @@ class SMTPClient:
         if plan.payload is not None:
             wire = session.send_body(plan.payload) + session.end_body()
         else:
-            assert plan.stream is not None
+            source = plan.stream
+            assert source is not None
             try:
                 while True:
-                    chunk = await plan.stream.receive_some(BODY_READ_SIZE)
+                    chunk = await source.read(BODY_READ_SIZE)
                     if not chunk:
                         break
                     await self._write(session.send_body(chunk))
+                    report_progress(plan.progress, source.consumed, source.length)
             except BaseException:
                 # Half a body is on the wire: only closing the connection keeps
                 # a truncated message from being delivered.
@@ -803,6 +856,8 @@ class SMTPClient:
         if following is not None:
             wire += self._opening(following)
         await self._write(wire, final=True)
+        if plan.payload is not None:
+            report_progress(plan.progress, len(plan.payload), len(plan.payload))
         return following
 
     async def _send_chunks(self, plan: _Plan) -> list[Response]:
@@ -823,6 +878,7 @@ class SMTPClient:
                         failure = reply
                         break
                 await self._write(session.send_chunk(chunk, last=last), final=last)
+                report_progress(plan.progress, reader.sent, plan.total)
                 if last:
                     break
                 unanswered += 1
@@ -1135,6 +1191,8 @@ class _ChunkReader:
     def __init__(self, plan: _Plan) -> None:
         self._payload = memoryview(plan.payload) if plan.payload is not None else None
         self._offset = 0
+        #: Octets of the body (as the caller gave it) in the chunks handed out.
+        self.sent = 0
         self._stream = plan.stream
         self._normalizer = None if plan.binary else NewlineNormalizer()
         self._pending = bytearray()
@@ -1148,10 +1206,12 @@ class _ChunkReader:
             start, end = self._offset, self._offset + BDAT_CHUNK_SIZE
             self._offset = end
             self._done = end >= len(self._payload)
-            return bytes(self._payload[start:end]), self._done
+            chunk = bytes(self._payload[start:end])
+            self.sent += len(chunk)
+            return chunk, self._done
         assert self._stream is not None
         while not self._eof and len(self._pending) <= BDAT_CHUNK_SIZE:
-            data = await self._stream.receive_some(BODY_READ_SIZE)
+            data = await self._stream.read(BODY_READ_SIZE)
             if not data:
                 self._eof = True
                 if self._normalizer is not None:
@@ -1163,7 +1223,18 @@ class _ChunkReader:
         chunk = bytes(self._pending[:BDAT_CHUNK_SIZE])
         del self._pending[:BDAT_CHUNK_SIZE]
         self._done = self._eof and not self._pending
+        # Progress counts the caller's octets; canonicalising may add some, so
+        # what is still held back is an estimate until the end.
+        consumed = self._stream.consumed
+        self.sent = consumed if self._done else max(0, consumed - len(self._pending))
         return chunk, self._done
+
+
+async def _release(plan: _Plan) -> None:
+    """Close what a plan's body source opened (a file), whatever became of the send."""
+    if plan.stream is not None:
+        with trio.CancelScope(shield=True):
+            await plan.stream.aclose()
 
 
 def _rcpt_params_for(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import email.policy
+import hashlib
 import hmac
 import json
 import os
@@ -30,7 +31,7 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.parser import BytesParser
-from typing import TYPE_CHECKING, ClassVar, Literal, NoReturn, TypedDict
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NoReturn, TypedDict
 
 import trio
 
@@ -95,6 +96,11 @@ class ReceivedMessage:
     acknowledged: bool = True
     queue_id: str | None = None
     helo: str | None = None
+    #: Octets of content received, also when it was not kept.
+    size: int = 0
+    #: SHA-256 (hex) of the content when the server ran with
+    #: ``keep_bodies=False``; ``data`` is then empty.
+    sha256: str | None = None
 
     def as_email(self) -> EmailMessage:
         """The content parsed with the modern `email` policy, for header checks."""
@@ -133,6 +139,7 @@ class ServerOptions(TypedDict, total=False):
     faults: FaultPolicy | None
     reject_recipients: Collection[str]
     ssl_context: ssl.SSLContext | None
+    keep_bodies: bool
 
 
 @dataclass(frozen=True)
@@ -150,6 +157,7 @@ class _Config:
     hostname: str
     reject_recipients: frozenset[str]
     ssl_context: ssl.SSLContext | None
+    keep_bodies: bool
 
 
 def _build_config(
@@ -164,6 +172,7 @@ def _build_config(
     hostname: str,
     reject_recipients: Collection[str],
     ssl_context: ssl.SSLContext | None,
+    keep_bodies: bool = True,
 ) -> _Config:
     if tls not in ("none", "starttls", "implicit"):
         raise ValueError(f"tls must be 'none', 'starttls' or 'implicit', not {tls!r}")
@@ -217,6 +226,7 @@ def _build_config(
         hostname=hostname,
         reject_recipients=frozenset(r.lower() for r in reject_recipients),
         ssl_context=ssl_context,
+        keep_bodies=keep_bodies,
     )
 
 
@@ -338,6 +348,7 @@ async def open_test_server(
     faults: FaultPolicy | None = None,
     reject_recipients: Collection[str] = (),
     ssl_context: ssl.SSLContext | None = None,
+    keep_bodies: bool = True,
 ) -> AsyncIterator[TestServer]:
     """Run an SMTP (or LMTP) test server for the duration of the block.
 
@@ -356,7 +367,9 @@ async def open_test_server(
     LOGIN, CRAM-MD5), ``tokens`` user to bearer token (XOAUTH2, OAUTHBEARER);
     with neither, every AUTH fails. ``reject_recipients`` get 550 at RCPT.
     ``ssl_context`` replaces the trustme-made server context (for a test
-    that needs a bad certificate).
+    that needs a bad certificate). ``keep_bodies=False`` records each
+    message's size and SHA-256 instead of its content, so the server's
+    memory stays flat for messages of any size (streaming tests, benches).
     """
     config = _build_config(
         lmtp=lmtp,
@@ -369,6 +382,7 @@ async def open_test_server(
         hostname=hostname,
         reject_recipients=reject_recipients,
         ssl_context=ssl_context,
+        keep_bodies=keep_bodies,
     )
     server = TestServer(config)
     server.faults = faults
@@ -441,6 +455,7 @@ class _Transaction:
     chunk_size: int = 0
     chunk_bare: _wire.BareNewlineDetector = field(default_factory=_wire.BareNewlineDetector)
     chunk_raw: bytearray = field(default_factory=bytearray)
+    chunk_digest: Any = None  # hashlib object when bodies are not kept
     failed: bool = False
 
 
@@ -964,7 +979,7 @@ class _Session:
             self.reply(503, "5.5.1", "Error: BODY=BINARYMIME requires BDAT")
             return
         self.reply(354, None, "End data with <CR><LF>.<CR><LF>")
-        reader = _wire.DataReader(self.config.max_size)
+        reader = _wire.DataReader(self.config.max_size, keep=self.config.keep_bodies)
         raw = bytearray()
         while True:
             if self.buf:
@@ -984,7 +999,9 @@ class _Session:
             self.server.bare_newlines_seen = True
         if self.buf and not self.pipelining():
             self.violation("DATA-END", "command pipelined after the data without PIPELINING")
-        await self.finish_message("DATA", bytes(reader.data), reader.oversize, line)
+        await self.finish_message(
+            "DATA", bytes(reader.data), reader.oversize, line, reader.size, reader.hexdigest()
+        )
 
     async def do_bdat(self, arg: bytes, line: bytes) -> None:
         parsed = _bdat_args(arg)
@@ -1014,14 +1031,18 @@ class _Session:
         assert txn is not None
         if txn.chunks is None:
             txn.chunks = bytearray()
+            if not self.config.keep_bodies:
+                txn.chunk_digest = hashlib.sha256()
         chunks = txn.chunks
+        digest = txn.chunk_digest
         binary = txn.body == "BINARYMIME"
         limit = self.config.max_size
 
         def sink(piece: bytes) -> None:
             txn.chunk_size += len(piece)
-            room = limit - len(chunks)
-            if room > 0:
+            if digest is not None:
+                digest.update(piece)
+            elif (room := limit - len(chunks)) > 0:
                 chunks.extend(piece[:room])
             if not binary:
                 txn.chunk_bare.feed(piece)
@@ -1036,7 +1057,14 @@ class _Session:
             txn.chunk_bare.finish()
             if txn.chunk_bare.seen:
                 self.server.bare_newlines_seen = True
-            await self.finish_message("BDAT", bytes(chunks), txn.chunk_size > limit, line)
+            await self.finish_message(
+                "BDAT",
+                bytes(chunks),
+                txn.chunk_size > limit,
+                line,
+                txn.chunk_size,
+                digest.hexdigest() if digest is not None else None,
+            )
             return
         if txn.chunk_size > limit:
             # RFC 3030 2: refuse the chunk; the client is to RSET, and later
@@ -1059,7 +1087,13 @@ class _Session:
             self.violation("BDAT-CHUNK", "command pipelined after BDAT without PIPELINING")
 
     async def finish_message(
-        self, transfer: Literal["DATA", "BDAT"], data: bytes, oversize: bool, line: bytes
+        self,
+        transfer: Literal["DATA", "BDAT"],
+        data: bytes,
+        oversize: bool,
+        line: bytes,
+        size: int,
+        sha256: str | None,
     ) -> None:
         """Reply to a complete message and record it (see `ReceivedMessage`)."""
         txn = self.txn
@@ -1087,6 +1121,8 @@ class _Session:
                     acknowledged=acknowledged,
                     queue_id=queue_id,
                     helo=self.helo,
+                    size=size,
+                    sha256=sha256,
                 )
             )
 

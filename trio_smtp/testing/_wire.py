@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import ipaddress
 import re
 import string
@@ -280,10 +281,12 @@ class DataReader:
     kept, so memory stays bounded while the size is still known.
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, *, keep: bool = True) -> None:
         self._carry = b"\r\n"
         self._skip = 2  # the imaginary leading CRLF is not data
         self._limit = limit
+        # Without keep, the content is hashed instead of stored.
+        self._digest = None if keep else hashlib.sha256()
         self.data = bytearray()
         self.size = 0
         self.done = False
@@ -302,9 +305,14 @@ class DataReader:
             return
         self.bare.feed(chunk)
         self.size += len(chunk)
-        room = self._limit - len(self.data)
-        if room > 0:
+        if self._digest is not None:
+            self._digest.update(chunk)
+        elif (room := self._limit - len(self.data)) > 0:
             self.data += chunk[:room]
+
+    def hexdigest(self) -> str | None:
+        """SHA-256 of the content when it was hashed rather than kept."""
+        return self._digest.hexdigest() if self._digest is not None else None
 
     def feed(self, data: bytes) -> bytes | None:
         """Consume ``data``; return None while more is needed, else what followed the end."""
