@@ -866,6 +866,7 @@ class SMTPClient:
         if self._observed():
             self._emit("data", transfer="BDAT", size=len(plan.payload) if plan.payload else None)
         unanswered = 0
+        last_written = False
         failure: Reply | None = None
         reader = _ChunkReader(plan)
         try:
@@ -880,6 +881,7 @@ class SMTPClient:
                 await self._write(session.send_chunk(chunk, last=last), final=last)
                 report_progress(plan.progress, reader.sent, plan.total)
                 if last:
+                    last_written = True
                     break
                 unanswered += 1
         except BaseException:
@@ -890,6 +892,12 @@ class SMTPClient:
             if failure is None and not reply.is_positive:
                 failure = reply
         if failure is not None:
+            if last_written:
+                # The LAST chunk's reply (one per recipient in LMTP) is due
+                # too; it must not be mistaken for the RSET's below.
+                while self._session.awaiting and self._session.awaiting[0] is SmtpOp.BDAT:
+                    await self._response()
+                self._awaiting_final = False
             # RFC 3030 2: after a failed chunk the transaction is dead.
             await self._ensure_ready()
             raise SMTPReplyError(failure, SmtpOp.BDAT)
@@ -902,18 +910,34 @@ class SMTPClient:
         its outcome is now what a lost connection would leave unknown.
         """
         responses: list[Response] = []
-        try:
-            responses.append(await self._response())
-            while self._session.awaiting and self._session.awaiting[0] is op:
-                responses.append(await self._response())
-        except OutcomeUnknown as exc:
+        lmtp = self.is_lmtp
+        accepted = self._session.accepted_recipients
+
+        def unknown_fate(message: str) -> OutcomeUnknown:
             # SECURITY 31: recipients answered before the loss keep their
             # replies; the others are unknown, never attributed a reply.
             replies = {str(r.recipient): r.reply for r in responses if r.recipient is not None}
-            unanswered = tuple(
-                str(path) for path in self._session.accepted_recipients if str(path) not in replies
+            unanswered = tuple(str(path) for path in accepted if str(path) not in replies)
+            return OutcomeUnknown(message, replies=replies, unanswered=unanswered)
+
+        try:
+            responses.append(await self._response(closing_ok=lmtp))
+            while (
+                responses[-1].reply.code != 421
+                and self._session.awaiting
+                and self._session.awaiting[0] is op
+            ):
+                responses.append(await self._response(closing_ok=lmtp))
+        except OutcomeUnknown as exc:
+            raise unknown_fate(str(exc)) from exc
+        if responses[-1].reply.code == 421 and len(responses) < len(accepted):
+            # RFC 2033 4.2: the LMTP server closed midway through the
+            # recipients. When every one was answered, the outcome below
+            # reports the 421 as that recipient's failure instead.
+            raise unknown_fate(
+                f"the server closed after {len(responses)} of {len(accepted)} "
+                f"recipients' replies: {responses[-1].reply}"
             )
-            raise OutcomeUnknown(str(exc), replies=replies, unanswered=unanswered) from exc
         self._awaiting_final = following is not None and self._one_shot(following)
         if self._observed():
             for response in responses:
@@ -1072,7 +1096,8 @@ class SMTPClient:
         if final:
             self._awaiting_final = True
 
-    async def _response(self) -> Response:
+    async def _response(self, *, closing_ok: bool = False) -> Response:
+        """The next response; a 421 closes the client and raises, unless ``closing_ok``."""
         session = self._session
         while True:
             try:
@@ -1093,6 +1118,8 @@ class SMTPClient:
                 await self._close()
                 if self._awaiting_final and event.op in (SmtpOp.DATA_END, SmtpOp.BDAT):
                     self._awaiting_final = False
+                if closing_ok:
+                    return event
                 raise SMTPReplyError(event.reply, event.op)
             return event
 

@@ -4,6 +4,7 @@ REQUIRETLS, and reading queue ids from the usual MTA wordings."""
 from __future__ import annotations
 
 import ssl
+from collections.abc import AsyncIterator
 
 import pytest
 import trio
@@ -143,3 +144,67 @@ async def test_a_cancelled_send_says_whether_its_end_of_data_had_left(
             ):
                 await fresh.send_mail("a@example.com", ["b@example.com"], b"hi\r\n")
                 assert not fresh.awaiting_final_reply
+
+
+async def test_lmtp_421_midway_keeps_earlier_replies_and_leaves_the_rest_unknown() -> None:
+    recipients = ["a@example.com", "b@example.com", "c@example.com"]
+    with trio.fail_after(10):
+        async with (
+            open_test_server(
+                lmtp=True,
+                faults=reply_override(
+                    None, "421 4.3.2 shutting down", stage="data_end", recipient=recipients[1]
+                ),
+            ) as server,
+            trio_smtp.open_lmtp(server.host, server.port, tls=trio_smtp.PLAINTEXT) as lmtp,
+        ):
+            with pytest.raises(trio_smtp.OutcomeUnknown) as caught:
+                await lmtp.send_mail("s@example.com", recipients, b"Subject: x\r\n\r\nhi\r\n")
+            assert lmtp.is_closed
+    assert caught.value.replies[recipients[0]].code == 250
+    assert caught.value.replies[recipients[1]].code == 421
+    assert caught.value.unanswered == (recipients[2],)
+
+
+async def test_lmtp_421_to_the_last_recipient_is_that_recipients_failure() -> None:
+    recipients = ["a@example.com", "b@example.com"]
+    with trio.fail_after(10):
+        async with (
+            open_test_server(
+                lmtp=True,
+                faults=reply_override(
+                    None, "421 4.3.2 shutting down", stage="data_end", recipient=recipients[1]
+                ),
+            ) as server,
+            trio_smtp.open_lmtp(server.host, server.port, tls=trio_smtp.PLAINTEXT) as lmtp,
+        ):
+            outcome = await lmtp.send_mail("s@example.com", recipients, b"hi\r\n")
+            assert lmtp.is_closed
+    assert isinstance(outcome, trio_smtp.LMTPOutcome)
+    assert outcome.replies[recipients[0]].code == 250
+    assert outcome.replies[recipients[1]].code == 421
+
+
+async def test_a_refused_chunk_leaves_no_final_reply_awaited() -> None:
+    body = b"x" * 70 + b"\r\n"
+    # Two chunks: the refusal of the first arrives after LAST was written.
+    stream_body = body * (3 * 512 * 1024 // len(body))
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(stream_body), 65536):
+            yield stream_body[start : start + 65536]
+
+    with trio.fail_after(10):
+        async with (
+            open_test_server(
+                faults=reply_override("BDAT", "452 4.3.1 full", stage="bdat")
+            ) as server,
+            trio_smtp.open_smtp(server.host, server.port, tls=trio_smtp.PLAINTEXT) as smtp,
+        ):
+            with pytest.raises(trio_smtp.SMTPReplyError) as caught:
+                await smtp.send_mail("a@example.com", ["b@example.com"], chunks())
+            assert caught.value.reply.code == 452
+            assert not smtp.awaiting_final_reply
+            assert smtp.state is trio_smtp.SessionState.READY
+            await smtp.send_mail("a@example.com", ["b@example.com"], b"again\r\n")
+    assert [m.data for m in server.messages] == [b"again\r\n"]
