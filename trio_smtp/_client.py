@@ -79,6 +79,7 @@ from ._core.session import NEED_DATA, ClientSession, ConnectionClosed, Response,
 from ._outcome import LMTPOutcome, SendOutcome, queue_id_from
 from ._policy import AuditEvent, AuditHook, Policy, logger
 from ._tls import default_context, require_verifying
+from .mime import ComposedMessage
 
 __all__ = [
     "IMPLICIT",
@@ -599,13 +600,14 @@ class SMTPClient:
 
     async def send_message(
         self,
-        message: EmailMessageBase,
+        message: EmailMessageBase | ComposedMessage,
         *,
         sender: str | ReversePath | None = None,
         recipients: Iterable[str | ForwardPath] | None = None,
         mail_params: MailParams | None = None,
         rcpt_params: RcptParams | Mapping[str, RcptParams] | None = None,
         transfer: Transfer = "auto",
+        progress: Progress | None = None,
     ) -> SendOutcome:
         """Send an `email.message.EmailMessage`, taking the envelope from its headers.
 
@@ -613,7 +615,21 @@ class SMTPClient:
         headers of the newest resend block); recipients from To, Cc and Bcc
         (or their Resent- forms). Bcc and Resent-Bcc are removed from what
         is sent. SMTPUTF8 is used when an address needs it.
+
+        A `trio_smtp.mime.ComposedMessage` is streamed as it is composed,
+        with its From as the sender and its To and Cc as the recipients
+        (it has no Bcc: pass blind recipients in ``recipients``).
         """
+        if isinstance(message, ComposedMessage):
+            return await self.send_mail(
+                sender if sender is not None else message.envelope_sender,
+                list(recipients) if recipients is not None else message.envelope_recipients,
+                message,
+                mail_params=mail_params,
+                rcpt_params=rcpt_params,
+                transfer=transfer,
+                progress=progress,
+            )
         envelope_sender, envelope_recipients = _envelope_from_headers(message)
         if sender is None:
             sender = envelope_sender
@@ -645,6 +661,7 @@ class SMTPClient:
             mail_params=mail_params,
             rcpt_params=rcpt_params,
             transfer=transfer,
+            progress=progress,
         )
 
     def _plan(

@@ -794,8 +794,19 @@ class ComposedMessage(trio.abc.ReceiveStream):
     every later read raises `trio.BrokenResourceError`.
     """
 
-    def __init__(self, segments: Sequence[_Segment], *, message_id: str) -> None:
+    def __init__(
+        self,
+        segments: Sequence[_Segment],
+        *,
+        message_id: str,
+        envelope_sender: str = "",
+        envelope_recipients: tuple[str, ...] = (),
+    ) -> None:
         """Use `compose`; the segments are an implementation detail."""
+        #: The From address: `SMTPClient.send_message`'s default envelope sender.
+        self.envelope_sender = envelope_sender
+        #: The To and Cc addresses, in order: `send_message`'s default recipients.
+        self.envelope_recipients = envelope_recipients
         self._segments: collections.deque[_Segment] = collections.deque(segments)
         self._owned: list[_Segment] = list(segments)
         lengths = [segment.length for segment in segments]
@@ -1261,4 +1272,9 @@ def compose(
     for attachment in attachments:
         if isinstance(attachment.source, trio.abc.ReceiveStream):
             attachment._claimed = True
-    return ComposedMessage(out.segments, message_id=message_id)
+    return ComposedMessage(
+        out.segments,
+        message_id=message_id,
+        envelope_sender=origin.address,
+        envelope_recipients=tuple(m.address for m in (*recipients_to, *recipients_cc)),
+    )

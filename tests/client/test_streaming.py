@@ -22,11 +22,11 @@ from trio_util import AsyncValue
 import trio_smtp
 from trio_smtp import InvalidInputError
 from trio_smtp._body import body_source
-from trio_smtp._client import BDAT_CHUNK_SIZE, BODY_READ_SIZE
+from trio_smtp._client import BDAT_CHUNK_SIZE, BODY_READ_SIZE, Transfer
 from trio_smtp.testing import open_test_server
 
 SENDER, RECIPIENT = "sender@example.com", "rcpt@example.org"
-TRANSFERS = ["data", "bdat"]
+TRANSFERS: list[Transfer] = ["data", "bdat"]
 
 
 def sample_body(size: int, seed: int = 0) -> bytes:
@@ -79,7 +79,7 @@ def size_option(options: tuple[str, ...]) -> int | None:
 
 @pytest.mark.parametrize("transfer", TRANSFERS)
 async def test_a_path_is_read_in_chunks_with_its_size_declared(
-    tmp_path: Path, transfer: str
+    tmp_path: Path, transfer: Transfer
 ) -> None:
     body = sample_body(300_000)
     path = tmp_path / "message.eml"
@@ -89,7 +89,7 @@ async def test_a_path_is_read_in_chunks_with_its_size_declared(
             open_test_server() as server,
             trio_smtp.open_smtp(server.host, server.port, tls=trio_smtp.PLAINTEXT) as smtp,
         ):
-            outcome = await smtp.send_mail(SENDER, [RECIPIENT], path, transfer=transfer)  # type: ignore[arg-type]
+            outcome = await smtp.send_mail(SENDER, [RECIPIENT], path, transfer=transfer)
     assert outcome.transfer == transfer.upper()
     (received,) = server.messages
     assert received.data == body
@@ -97,7 +97,7 @@ async def test_a_path_is_read_in_chunks_with_its_size_declared(
 
 
 @pytest.mark.parametrize("transfer", TRANSFERS)
-async def test_a_trio_async_file_is_read_and_left_open(tmp_path: Path, transfer: str) -> None:
+async def test_a_trio_async_file_is_read_and_left_open(tmp_path: Path, transfer: Transfer) -> None:
     body = sample_body(200_000, seed=1)
     path = tmp_path / "message.eml"
     path.write_bytes(body.replace(b"\r\n", b"\n"))  # LF-only on disk, CRLF on the wire
@@ -107,7 +107,7 @@ async def test_a_trio_async_file_is_read_and_left_open(tmp_path: Path, transfer:
             trio_smtp.open_smtp(server.host, server.port, tls=trio_smtp.PLAINTEXT) as smtp,
             await trio.open_file(path, "rb") as file,
         ):
-            await smtp.send_mail(SENDER, [RECIPIENT], file, transfer=transfer)  # type: ignore[arg-type]
+            await smtp.send_mail(SENDER, [RECIPIENT], file, transfer=transfer)
             assert not file.closed  # the caller opened it, the caller closes it
     (received,) = server.messages
     assert received.data == body
@@ -116,7 +116,7 @@ async def test_a_trio_async_file_is_read_and_left_open(tmp_path: Path, transfer:
 
 @pytest.mark.parametrize("transfer", TRANSFERS)
 @pytest.mark.parametrize("seed", range(6))
-async def test_an_async_iterable_arrives_whole_for_any_split(transfer: str, seed: int) -> None:
+async def test_an_async_iterable_arrives_whole_for_any_split(transfer: Transfer, seed: int) -> None:
     rng = random.Random(seed)
     body = sample_body(rng.randrange(1, 400_000), seed=seed)
     # Splits between 1 octet and several read sizes, including CR|LF and CRLF|"." cuts.
@@ -128,7 +128,7 @@ async def test_an_async_iterable_arrives_whole_for_any_split(transfer: str, seed
             open_test_server() as server,
             trio_smtp.open_smtp(server.host, server.port, tls=trio_smtp.PLAINTEXT) as smtp,
         ):
-            await smtp.send_mail(SENDER, [RECIPIENT], chunks_of(body, sizes), transfer=transfer)  # type: ignore[arg-type]
+            await smtp.send_mail(SENDER, [RECIPIENT], chunks_of(body, sizes), transfer=transfer)
     (received,) = server.messages
     assert received.data == body
 
@@ -165,7 +165,7 @@ def test_an_iterable_source_rechunks_without_losing_or_overrunning(
 @pytest.mark.parametrize("transfer", TRANSFERS)
 @pytest.mark.parametrize("announced", ["short", "long"])
 async def test_a_stream_that_breaks_its_announced_length_never_reaches_end_of_data(
-    transfer: str, announced: str
+    transfer: Transfer, announced: str
 ) -> None:
     body = sample_body(3 * BDAT_CHUNK_SIZE)
     length = len(body) - 1000 if announced == "short" else len(body) + 1000
@@ -179,7 +179,7 @@ async def test_a_stream_that_breaks_its_announced_length_never_reaches_end_of_da
                     SENDER,
                     [RECIPIENT],
                     AnnouncingStream(body, length),
-                    transfer=transfer,  # type: ignore[arg-type]
+                    transfer=transfer,
                 )
             # Half a body was on the wire: the connection was dropped rather
             # than finished, so the server has no message.
@@ -258,7 +258,7 @@ async def test_a_missing_file_is_refused_before_anything_is_sent(tmp_path: Path)
 
 
 @pytest.mark.parametrize("transfer", TRANSFERS)
-async def test_progress_reaches_the_total_and_never_goes_back(transfer: str) -> None:
+async def test_progress_reaches_the_total_and_never_goes_back(transfer: Transfer) -> None:
     body = sample_body(5 * BDAT_CHUNK_SIZE // 2)
     seen: list[tuple[int, int | None]] = []
     value: AsyncValue[int] = AsyncValue(0)
@@ -271,7 +271,7 @@ async def test_progress_reaches_the_total_and_never_goes_back(transfer: str) -> 
                 SENDER,
                 [RECIPIENT],
                 AnnouncingStream(body, len(body)),
-                transfer=transfer,  # type: ignore[arg-type]
+                transfer=transfer,
                 progress=lambda sent, total: seen.append((sent, total)),
             )
             await smtp.send_mail(SENDER, [RECIPIENT], chunks_of(body, [1000] * 3), progress=value)
@@ -286,7 +286,7 @@ async def test_progress_reaches_the_total_and_never_goes_back(transfer: str) -> 
 
 
 @pytest.mark.parametrize("transfer", TRANSFERS)
-async def test_the_body_is_never_read_far_ahead_of_the_socket(transfer: str) -> None:
+async def test_the_body_is_never_read_far_ahead_of_the_socket(transfer: Transfer) -> None:
     """Backpressure: with a peer that stops reading, the source stops being read."""
     body_size = 64 * BDAT_CHUNK_SIZE
     client_end, server_end = trio.testing.lockstep_stream_pair()
@@ -328,7 +328,7 @@ async def test_the_body_is_never_read_far_ahead_of_the_socket(transfer: str) -> 
             nursery.start_soon(peer)
             smtp = await trio_smtp.SMTPClient.from_stream(client_end, tls=trio_smtp.PLAINTEXT)
             with trio.move_on_after(1):
-                await smtp.send_mail(SENDER, [RECIPIENT], stream, transfer=transfer)  # type: ignore[arg-type]
+                await smtp.send_mail(SENDER, [RECIPIENT], stream, transfer=transfer)
             assert stalled.is_set()
             # What the peer took, plus at most one BDAT chunk being assembled
             # and one read in flight: nowhere near the whole body.
@@ -396,7 +396,7 @@ RSS_SCRIPT = textwrap.dedent(
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="needs Linux /proc")
 @pytest.mark.parametrize("transfer", TRANSFERS)
-def test_streaming_256_mib_grows_rss_by_less_than_64_mib(transfer: str) -> None:
+def test_streaming_256_mib_grows_rss_by_less_than_64_mib(transfer: Transfer) -> None:
     total = 256 * 1024 * 1024
     result = subprocess.run(
         [sys.executable, "-c", RSS_SCRIPT, str(total), transfer],
@@ -414,3 +414,49 @@ def test_streaming_256_mib_grows_rss_by_less_than_64_mib(transfer: str) -> None:
 def test_the_sample_body_exercises_dot_stuffing() -> None:
     # The tests above rely on lines that start with "." being present.
     assert b"\r\n." in sample_body(10_000)
+
+
+@pytest.mark.parametrize("transfer", TRANSFERS)
+async def test_send_message_streams_a_composed_message_with_its_envelope(
+    tmp_path: Path, transfer: Transfer
+) -> None:
+    from email.message import EmailMessage
+    from email.parser import BytesParser
+    from email.policy import default
+
+    from trio_smtp.mime import Attachment, compose
+
+    payload = random.Random(7).randbytes(300_001)
+    path = tmp_path / "data.bin"
+    path.write_bytes(payload)
+    message = compose(
+        sender=("Sender", SENDER),
+        to=[RECIPIENT],
+        cc=["copy@example.org"],
+        subject="with an attachment",
+        text="see attached\n",
+        attachments=[Attachment(path)],
+    )
+    length = message.length
+    assert length is not None
+    with trio.fail_after(20):
+        async with (
+            open_test_server() as server,
+            trio_smtp.open_smtp(server.host, server.port, tls=trio_smtp.PLAINTEXT) as smtp,
+            message,
+        ):
+            await smtp.send_message(
+                message, recipients=[RECIPIENT, "blind@example.org"], transfer=transfer
+            )
+            await smtp.send_message(
+                compose(sender=SENDER, to=["x@example.org"], subject="s", text="t\n")
+            )
+    first, second = server.messages
+    assert first.mail_from == SENDER
+    assert first.rcpt_tos == (RECIPIENT, "blind@example.org")
+    assert size_option(first.mail_options) == length == len(first.data)
+    parsed = BytesParser(policy=default).parsebytes(first.data)
+    assert isinstance(parsed, EmailMessage)
+    (attachment,) = parsed.iter_attachments()
+    assert attachment.get_content() == payload
+    assert second.rcpt_tos == ("x@example.org",)
