@@ -37,3 +37,23 @@ def docs(session: nox.Session) -> None:
     """Build the Sphinx docs with warnings as errors."""
     session.install("-e", ".[docs]")
     session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")
+
+
+@nox.session
+def interop(session: nox.Session) -> None:
+    """The real-server interop suite (root, Debian): Postfix, Dovecot, Exim, aiosmtpd.
+
+    Not in the default sessions: it installs Debian packages and starts
+    servers, so it needs root (``.ci/run`` runs it).
+    """
+    session.install("-e", ".[test]")
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "tests/interop",
+        "--run-interop",
+        "-p",
+        "no:cacheprovider",
+        *session.posargs,
+    )
