@@ -761,10 +761,11 @@ class SMTPClient:
         if not plan.use_bdat:
             commands.append(Data())
         wire = b"".join(self._session.send(command) for command in commands)
+        self._log_commands(commands)
         if self._one_shot(plan):
             assert plan.payload is not None
             wire += self._session.send_chunk(plan.payload, last=True)
-        self._log_commands(commands)
+            self._log_chunk(len(plan.payload), last=True)
         if self._observed():
             self._emit("mail", sender=str(plan.mail.sender), recipients=len(plan.rcpts))
         return wire
@@ -896,6 +897,7 @@ class SMTPClient:
                         failure = reply
                         break
                 await self._write(session.send_chunk(chunk, last=last), final=last)
+                self._log_chunk(len(chunk), last=last)
                 report_progress(plan.progress, reader.sent, plan.total)
                 if last:
                     last_written = True
@@ -1177,6 +1179,10 @@ class SMTPClient:
         if logger.isEnabledFor(10):
             for command in commands:
                 logger.debug("C: %s %s", self._peer, command.redacted())
+
+    def _log_chunk(self, size: int, *, last: bool) -> None:
+        if logger.isEnabledFor(10):
+            logger.debug("C: %s BDAT %d%s", self._peer, size, " LAST" if last else "")
 
     def _observed(self) -> bool:
         """Whether anyone receives audit events: skip building them otherwise."""

@@ -3,6 +3,7 @@ REQUIRETLS, and reading queue ids from the usual MTA wordings."""
 
 from __future__ import annotations
 
+import logging
 import ssl
 from collections.abc import AsyncIterator
 
@@ -208,3 +209,22 @@ async def test_a_refused_chunk_leaves_no_final_reply_awaited() -> None:
             assert smtp.state is trio_smtp.SessionState.READY
             await smtp.send_mail("a@example.com", ["b@example.com"], b"again\r\n")
     assert [m.data for m in server.messages] == [b"again\r\n"]
+
+
+async def test_the_debug_log_shows_bdat_command_lines(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="trio_smtp")
+    body = b"x" * 78 + b"\r\n"
+
+    async def stream() -> AsyncIterator[bytes]:
+        yield body * (3 * 1024 * 1024 // len(body) // 2)
+
+    with trio.fail_after(10):
+        async with (
+            open_test_server() as server,
+            trio_smtp.open_smtp(server.host, server.port, tls=trio_smtp.PLAINTEXT) as smtp,
+        ):
+            await smtp.send_mail("a@example.com", ["b@example.com"], body)
+            await smtp.send_mail("a@example.com", ["b@example.com"], stream())
+    lines = [r.getMessage() for r in caplog.records if "BDAT" in r.getMessage()]
+    assert any(line.endswith(f"BDAT {len(body)} LAST") for line in lines)
+    assert any(line.endswith(f"BDAT {1024 * 1024}") for line in lines)
