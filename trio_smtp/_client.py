@@ -138,6 +138,7 @@ BDAT_WINDOW = 2
 
 _Chain = Callable[[], "_Plan | None"]
 _NO_MAIL_PARAMS = MailParams()
+_RSET = Rset()
 _NO_RCPT_PARAMS = RcptParams()
 
 
@@ -216,6 +217,13 @@ class SMTPClient:
         # Set between writing the end of data and reading its reply: a
         # connection lost then leaves the message's fate unknown.
         self._awaiting_final = False
+        # RFC 3030 does not say a refused BDAT LAST ends the server's
+        # transaction, so the next one starts with RSET: in the same flight
+        # when chained behind a LAST (the plans whose opening has one, by
+        # identity: its reply comes before their MAIL's), or as a round trip
+        # of its own after a LAST that was refused.
+        self._reset_first: set[int] = set()
+        self._reset_due = False
 
     # -- construction -----------------------------------------------------
 
@@ -751,13 +759,18 @@ class SMTPClient:
             and self.capabilities.pipelining
         )
 
-    def _opening(self, plan: _Plan) -> bytes:
+    def _opening(self, plan: _Plan, *, behind_bdat: bool = False) -> bytes:
         """MAIL, every RCPT and DATA (or a small body's only BDAT chunk), for one write.
 
         RFC 2920: with PIPELINING these go out together, so a small message
-        costs one round trip.
+        costs one round trip. ``behind_bdat`` says it follows a BDAT LAST in
+        the same flight: an RSET goes first, so that a server which keeps a
+        refused transaction open cannot take this message's commands into it.
         """
         commands: list[Command] = [plan.mail, *plan.rcpts]
+        if behind_bdat:
+            commands.insert(0, _RSET)
+            self._reset_first.add(id(plan))
         if not plan.use_bdat:
             commands.append(Data())
         wire = b"".join(self._session.send(command) for command in commands)
@@ -787,21 +800,28 @@ class SMTPClient:
             chain = None
         one_shot = self._one_shot(plan)
         following: _Plan | None = None
+        if self._reset_due and not opened:
+            await self._ensure_ready(force=True)
         if pipelining and not opened:
             wire = self._opening(plan)
             if one_shot and chain is not None:
                 following = chain()
                 if following is not None:
-                    wire += self._opening(following)
+                    wire += self._opening(following, behind_bdat=True)
             await self._write(wire, final=one_shot)
         elif opened and one_shot:
             self._awaiting_final = True  # its only chunk left with the previous flight
             if chain is not None:
                 following = chain()
                 if following is not None:
-                    await self._write(self._opening(following))
+                    await self._write(self._opening(following, behind_bdat=True))
 
         if pipelining:
+            if id(plan) in self._reset_first:
+                self._reset_first.discard(id(plan))
+                # Its outcome does not matter: MAIL's reply says whether the
+                # transaction started.
+                await self._response()
             mail_reply = (await self._response()).reply
             rcpt_replies = [(await self._response()).reply for _ in plan.rcpts]
         else:
@@ -917,8 +937,9 @@ class SMTPClient:
                 while self._session.awaiting and self._session.awaiting[0] is SmtpOp.BDAT:
                     await self._response()
                 self._awaiting_final = False
-            # RFC 3030 2: after a failed chunk the transaction is dead.
-            await self._ensure_ready()
+            # RFC 3030 2: after a failed chunk the transaction is dead, and
+            # RSET makes sure the server agrees.
+            await self._ensure_ready(force=True)
             raise SMTPReplyError(failure, SmtpOp.BDAT)
         return await self._final_replies(SmtpOp.BDAT, None)
 
@@ -958,6 +979,9 @@ class SMTPClient:
                 f"recipients' replies: {responses[-1].reply}"
             )
         self._awaiting_final = following is not None and self._one_shot(following)
+        if op is SmtpOp.BDAT and following is None and not self.is_lmtp:
+            # A chained opening began with RSET already; otherwise one is due.
+            self._reset_due = not responses[-1].reply.is_positive
         if self._observed():
             for response in responses:
                 self._emit("reply", op=op.name, code=response.reply.code)
@@ -1004,12 +1028,13 @@ class SMTPClient:
             size=size,
         )
 
-    async def _ensure_ready(self) -> None:
-        """Leave the session between transactions, resetting it if needed."""
-        if self._session.state is not SessionState.READY:
-            reply = await self._command(Rset())
+    async def _ensure_ready(self, *, force: bool = False) -> None:
+        """Leave the session between transactions, resetting it if needed (or ``force``d)."""
+        if force or self._session.state is not SessionState.READY:
+            reply = await self._command(_RSET)
             if not reply.is_positive:
                 raise SMTPReplyError(reply, SmtpOp.RSET)
+            self._reset_due = False
 
     # -- other commands -----------------------------------------------------
 
@@ -1166,6 +1191,7 @@ class SMTPClient:
         await self._close()
 
     async def _close(self) -> None:
+        self._reset_first.clear()
         if not self._closed:
             self._closed = True
             await trio.aclose_forcefully(self._stream)

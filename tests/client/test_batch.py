@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import trio
 
@@ -163,12 +165,26 @@ async def test_bdat_batch_chains_whole_messages(count: int) -> None:
         await peer.expect(b"EHLO client.test\r\n")
         await peer.send(b"250-peer\r\n250-PIPELINING\r\n250 CHUNKING\r\n")
         pending = count
+        buffer = b""
         while pending:
             data = bytes(await peer.stream.receive_some(65536))
             flights.append(data)
-            done = data.count(b" LAST\r\n")
-            await peer.send(b"250 ok\r\n250 ok\r\n250 queued\r\n" * done)
-            pending -= done
+            buffer += data
+            replies = b""
+            # Answer command by command; a BDAT line is followed by its chunk.
+            while b"\r\n" in buffer:
+                line, _, rest = buffer.partition(b"\r\n")
+                if line.startswith(b"BDAT "):
+                    size = int(line.split()[1])
+                    if len(rest) < size:
+                        break
+                    rest = rest[size:]
+                    replies += b"250 queued\r\n"
+                    pending -= 1
+                else:
+                    replies += b"250 ok\r\n"
+                buffer = rest
+            await peer.send(replies)
         await peer.read_all_until_eof()
 
     with trio.fail_after(5):
@@ -177,6 +193,45 @@ async def test_bdat_batch_chains_whole_messages(count: int) -> None:
             results = await smtp.send_batch([message(n) for n in range(count)])
             await smtp._abort()
     assert all(isinstance(result, SendOutcome) for result in results)
-    assert b"".join(flights).count(b"BDAT 8 LAST\r\n") == count
+    wire = b"".join(flights)
+    assert wire.count(b"BDAT 8 LAST\r\n") == count
+    # A message chained behind a BDAT LAST starts with RSET, in the same flight.
+    chained = re.findall(rb"BDAT 8 LAST\r\nbody \d\r\nRSET\r\nMAIL FROM:", wire)
+    assert len(chained) == count - 1
     if count > 1:
         assert len(flights) < count  # messages shared writes
+
+
+@pytest.mark.parametrize("chained", [True, False])
+async def test_a_refused_bdat_last_cannot_leak_into_the_next_transaction(chained: bool) -> None:
+    """A server that keeps a transaction open after refusing BDAT LAST (RFC
+    3030 does not say it ends) must not take the next message into it."""
+    from trio_smtp.testing import open_test_server, reply_override
+
+    messages = [
+        Message("a@example.com", [f"r{n}@example.org"], b"body %d\r\n" % n, key=n) for n in range(3)
+    ]
+    with trio.fail_after(10):
+        async with (
+            open_test_server(
+                faults=reply_override("BDAT", "554 5.6.0 content refused", stage="command")
+            ) as server,
+            trio_smtp.open_smtp(server.host, server.port, tls=trio_smtp.PLAINTEXT) as smtp,
+        ):
+            if chained:
+                results = await smtp.send_batch(messages)
+            else:
+                results = []
+                for each in messages:
+                    try:
+                        results.append(
+                            await smtp.send_mail(each.sender, each.recipients, each.body)
+                        )
+                    except trio_smtp.SMTPReplyError as exc:
+                        results.append(exc)
+    assert isinstance(results[0], trio_smtp.SMTPReplyError)
+    assert all(isinstance(result, SendOutcome) for result in results[1:])
+    assert [(m.rcpt_tos, m.data) for m in server.messages] == [
+        (("r1@example.org",), b"body 1\r\n"),
+        (("r2@example.org",), b"body 2\r\n"),
+    ]
