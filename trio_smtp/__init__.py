@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     )
     from ._outcome import LMTPOutcome, SendOutcome
     from ._policy import AuditEvent, BoundedPolicy, Policy
+    from ._pool import BulkJob, Delivery, DeliveryStatus, PoolStatistics, SMTPPool, open_pool
     from ._tls import tls_context
 
 # Names whose modules import trio: resolved on first access (PEP 562).
@@ -65,6 +66,12 @@ _LAZY = {
     "AuditEvent": "._policy",
     "BoundedPolicy": "._policy",
     "Policy": "._policy",
+    "BulkJob": "._pool",
+    "Delivery": "._pool",
+    "DeliveryStatus": "._pool",
+    "PoolStatistics": "._pool",
+    "SMTPPool": "._pool",
+    "open_pool": "._pool",
     "tls_context": "._tls",
 }
 
@@ -92,7 +99,10 @@ __all__ = [
     "AuthMechanism",
     "AuthRejected",
     "BoundedPolicy",
+    "BulkJob",
     "Capabilities",
+    "Delivery",
+    "DeliveryStatus",
     "EnhancedStatus",
     "ExtensionUnavailable",
     "ForwardPath",
@@ -105,6 +115,7 @@ __all__ = [
     "OutcomeUnknown",
     "Policy",
     "PolicyError",
+    "PoolStatistics",
     "RcptParams",
     "RecipientsRefused",
     "Reply",
@@ -113,6 +124,7 @@ __all__ = [
     "SMTPClient",
     "SMTPConnectionError",
     "SMTPError",
+    "SMTPPool",
     "SMTPProtocolError",
     "SMTPReplyError",
     "SendOutcome",
@@ -123,6 +135,7 @@ __all__ = [
     "UnsupportedMechanism",
     "__version__",
     "open_lmtp",
+    "open_pool",
     "open_smtp",
     "tls_context",
 ]
