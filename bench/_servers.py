@@ -6,6 +6,7 @@ Postfix's ``smtp-sink`` (a binary the harness starts itself)::
     python bench/_servers.py testing              # trio_smtp.testing server, as shipped
     python bench/_servers.py testing-nochunking   # the same without CHUNKING/BINARYMIME
     python bench/_servers.py aiosmtpd             # aiosmtpd with a discarding handler
+    python bench/_servers.py testing-discard      # trio_smtp.testing, bodies hashed, not kept
 
 ``--cpu LIST`` pins the process to those CPUs (as ``taskset -c LIST``).
 
@@ -14,8 +15,12 @@ Each listens on 127.0.0.1 on a free port and prints one JSON line
 commands, one per line, on its standard input: ``stats`` prints one JSON
 line with what it saw since the last ``stats`` (messages, their transfer,
 reply flights, pipelining violations) and forgets it, so memory stays
-bounded over a long benchmark. The server exits when its standard input
-closes. Exit status 2 means the server's package is not installed.
+bounded over a long benchmark. ``testing-discard`` (for ``bench/stream.py``)
+is the testing server with ``keep_bodies=False`` and a 1 TiB size limit: it
+keeps each message's size and SHA-256 instead of its content, and its
+``stats`` line adds them as ``sizes`` and ``sha256`` (one entry a message).
+The server exits when its standard input closes. Exit status 2 means the
+server's package is not installed.
 """
 
 from __future__ import annotations
@@ -31,9 +36,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-SERVERS = ("testing", "testing-nochunking", "aiosmtpd")
+SERVERS = ("testing", "testing-nochunking", "aiosmtpd", "testing-discard")
 #: The default extensions of trio_smtp.testing, less CHUNKING and BINARYMIME.
 NO_CHUNKING = ("PIPELINING", "SIZE", "8BITMIME", "SMTPUTF8", "DSN", "ENHANCEDSTATUSCODES")
+#: The ``testing-discard`` server's size limit: far above any benchmark message.
+DISCARD_MAX_SIZE = 2**40
 
 
 def _emit(record: dict[str, object]) -> None:
@@ -51,7 +58,8 @@ def _use_source_tree() -> None:
 # -- trio_smtp.testing --------------------------------------------------------------
 
 
-def serve_testing(extensions: tuple[str, ...] | None, name: str) -> None:
+def serve_testing(extensions: tuple[str, ...] | None, name: str, *, discard: bool = False) -> None:
+    """Serve trio_smtp.testing; with ``discard``, hash bodies instead of keeping them."""
     import trio
 
     from trio_smtp.testing import TestServer, open_test_server
@@ -66,11 +74,17 @@ def serve_testing(extensions: tuple[str, ...] | None, name: str) -> None:
             "violations": sorted({v.reason for v in server.sync_violations})[:3],
             "connections": server.connections,
         }
+        if discard:
+            record["sizes"] = [message.size for message in server.messages]
+            record["sha256"] = [message.sha256 for message in server.messages]
         server.reset()
         return record
 
     async def main() -> None:
-        async with open_test_server(extensions=extensions) as server:
+        limits: dict[str, Any] = (
+            {"keep_bodies": False, "max_size": DISCARD_MAX_SIZE} if discard else {}
+        )
+        async with open_test_server(extensions=extensions, **limits) as server:
             _emit(
                 {
                     "server": name,
@@ -154,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         serve_aiosmtpd()
     elif args.server == "testing":
         serve_testing(None, args.server)
+    elif args.server == "testing-discard":
+        serve_testing(None, args.server, discard=True)
     else:
         serve_testing(NO_CHUNKING, args.server)
     return 0
