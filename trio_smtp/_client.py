@@ -127,7 +127,7 @@ Transfer = Literal["auto", "data", "bdat"]
 #: Bytes asked of the transport per read.
 RECEIVE_SIZE = 64 * 1024
 #: Bytes asked of a body stream per read.
-BODY_READ_SIZE = 64 * 1024
+BODY_READ_SIZE = 256 * 1024
 #: BDAT chunk size for streamed bodies, and the largest in-memory body sent
 #: as a single pipelined ``BDAT n LAST``.
 BDAT_CHUNK_SIZE = 1024 * 1024

@@ -64,9 +64,9 @@ __all__ = [
     "compose",
 ]
 
-#: Octets read from an attachment's file or stream at a time: 1149 whole
-#: base64 lines (57 octets each), just under 64 KiB.
-READ_SIZE = 57 * 1149
+#: Octets read from an attachment's file or stream at a time: 4598 whole
+#: base64 lines (57 octets each), just under 256 KiB.
+READ_SIZE = 57 * 4598
 
 #: A mailbox for From, To, Cc and Reply-To: ``"addr@example.com"``, a
 #: ``(display_name, address)`` pair, or an `email.headerregistry.Address`.

@@ -12,7 +12,8 @@ from trio_smtp.mime import READ_SIZE, Attachment, ComposedMessage, compose
 
 BIG = 64 * 1024 * 1024
 # A few encoded chunks in flight: the read, its base64, the joined lines.
-PEAK_LIMIT = 1024 * 1024
+# Sixteen raw chunks: a bound set by the chunk size, never by the message's.
+PEAK_LIMIT = 16 * READ_SIZE
 
 
 class ZeroStream(trio.abc.ReceiveStream):
