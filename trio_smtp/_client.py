@@ -1260,8 +1260,10 @@ def _envelope_refusal(
 class _ChunkReader:
     """The body in BDAT-sized chunks, each flagged with whether it is the last.
 
-    A stream is read ahead by up to one chunk, so that the final chunk can
-    carry LAST; memory stays at about two chunks whatever the body's size.
+    A stream is read ahead by one read, so that the final chunk can carry
+    LAST; chunks from a stream are joined once from whole reads, so their
+    sizes vary around BDAT_CHUNK_SIZE, and memory stays at about two chunks
+    whatever the body's size.
     """
 
     def __init__(self, plan: _Plan) -> None:
@@ -1271,7 +1273,8 @@ class _ChunkReader:
         self.sent = 0
         self._stream = plan.stream
         self._normalizer = None if plan.binary else NewlineNormalizer()
-        self._pending = bytearray()
+        self._pieces: list[bytes] = []
+        self._held = 0
         self._eof = False
         self._done = False
 
@@ -1286,23 +1289,29 @@ class _ChunkReader:
             self.sent += len(chunk)
             return chunk, self._done
         assert self._stream is not None
-        while not self._eof and len(self._pending) <= BDAT_CHUNK_SIZE:
+        pieces = self._pieces
+        while not self._eof and self._held <= BDAT_CHUNK_SIZE:
             data = await self._stream.read(BODY_READ_SIZE)
             if not data:
                 self._eof = True
-                if self._normalizer is not None:
-                    self._pending += self._normalizer.finish()
-            elif self._normalizer is not None:
-                self._pending += self._normalizer.feed(data)
+                piece = self._normalizer.finish() if self._normalizer is not None else b""
             else:
-                self._pending += data
-        chunk = bytes(self._pending[:BDAT_CHUNK_SIZE])
-        del self._pending[:BDAT_CHUNK_SIZE]
-        self._done = self._eof and not self._pending
+                piece = self._normalizer.feed(data) if self._normalizer is not None else data
+            if piece:
+                pieces.append(piece)
+                self._held += len(piece)
+        if self._eof:
+            chunk, self._pieces, self._held = b"".join(pieces), [], 0
+            self._done = True
+        else:
+            # The newest read stays behind: it proves more follows, so this
+            # chunk is not the LAST.
+            newest = pieces.pop()
+            chunk, self._pieces, self._held = b"".join(pieces), [newest], len(newest)
         # Progress counts the caller's octets; canonicalising may add some, so
         # what is still held back is an estimate until the end.
         consumed = self._stream.consumed
-        self.sent = consumed if self._done else max(0, consumed - len(self._pending))
+        self.sent = consumed if self._done else max(0, consumed - self._held)
         return chunk, self._done
 
 
