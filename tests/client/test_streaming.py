@@ -347,19 +347,12 @@ RSS_SCRIPT = textwrap.dedent(
     LINE = b"x" * 76 + b"\\r\\n"
     BLOCK = LINE * (65536 // len(LINE))
 
-    def rss() -> int:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
+    def status(field: str) -> int:
+        with open("/proc/self/status") as lines:
+            for line in lines:
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) * 1024
-        raise RuntimeError("no VmRSS")
-
-    def peak() -> int:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-        raise RuntimeError("no VmHWM")
+        raise RuntimeError(f"no {field}")
 
     async def body(digest):
         # Whole CRLF lines, so the content arrives exactly as generated.
@@ -378,7 +371,7 @@ RSS_SCRIPT = textwrap.dedent(
             ) as smtp:
                 await smtp.send_mail("a@example.com", ["b@example.com"], b"warm up\\r\\n")
                 digest = hashlib.sha256()
-                before = rss()
+                before = status("VmRSS")
                 with open("/proc/self/clear_refs", "w") as clear:
                     clear.write("5")  # reset the peak (VmHWM) to the current RSS
                 await smtp.send_mail(
@@ -387,7 +380,7 @@ RSS_SCRIPT = textwrap.dedent(
             received = server.messages[-1]
             assert TOTAL <= received.size < TOTAL + len(LINE), received.size
             assert received.sha256 == digest.hexdigest()
-            print(peak() - before)
+            print(status("VmHWM") - before)  # the peak since clear_refs
 
     trio.run(main)
     """
