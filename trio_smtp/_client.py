@@ -219,10 +219,8 @@ class SMTPClient:
         self._awaiting_final = False
         # RFC 3030 does not say a refused BDAT LAST ends the server's
         # transaction, so the next one starts with RSET: in the same flight
-        # when chained behind a LAST (the plans whose opening has one, by
-        # identity: its reply comes before their MAIL's), or as a round trip
-        # of its own after a LAST that was refused.
-        self._reset_first: set[int] = set()
+        # when chained behind a LAST (see `_opening`), or as a round trip of
+        # its own after a LAST that was refused (this flag).
         self._reset_due = False
 
     # -- construction -----------------------------------------------------
@@ -770,7 +768,6 @@ class SMTPClient:
         commands: list[Command] = [plan.mail, *plan.rcpts]
         if behind_bdat:
             commands.insert(0, _RSET)
-            self._reset_first.add(id(plan))
         if not plan.use_bdat:
             commands.append(Data())
         wire = b"".join(self._session.send(command) for command in commands)
@@ -817,10 +814,10 @@ class SMTPClient:
                     await self._write(self._opening(following, behind_bdat=True))
 
         if pipelining:
-            if id(plan) in self._reset_first:
-                self._reset_first.discard(id(plan))
-                # Its outcome does not matter: MAIL's reply says whether the
-                # transaction started.
+            if self._session.awaiting[:1] == (SmtpOp.RSET,):
+                # The RSET `_opening` put before a chained MAIL. Its outcome
+                # does not matter: MAIL's reply says whether the transaction
+                # started.
                 await self._response()
             mail_reply = (await self._response()).reply
             rcpt_replies = [(await self._response()).reply for _ in plan.rcpts]
@@ -979,7 +976,7 @@ class SMTPClient:
                 f"recipients' replies: {responses[-1].reply}"
             )
         self._awaiting_final = following is not None and self._one_shot(following)
-        if op is SmtpOp.BDAT and following is None and not self.is_lmtp:
+        if op is SmtpOp.BDAT and following is None and not lmtp:
             # A chained opening began with RSET already; otherwise one is due.
             self._reset_due = not responses[-1].reply.is_positive
         if self._observed():
@@ -1191,7 +1188,6 @@ class SMTPClient:
         await self._close()
 
     async def _close(self) -> None:
-        self._reset_first.clear()
         if not self._closed:
             self._closed = True
             await trio.aclose_forcefully(self._stream)
