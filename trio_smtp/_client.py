@@ -518,10 +518,7 @@ class SMTPClient:
                 # Failing before any I/O must still yield, like every checkpoint.
                 await trio.lowlevel.cancel_shielded_checkpoint()
                 raise
-            try:
-                result, _ = await self._transact(plan)
-            finally:
-                await _release(plan)
+            result, _ = await self._transact(plan)
         finally:
             self._lock.release()
         if isinstance(result, SMTPReplyError):
@@ -573,11 +570,10 @@ class SMTPClient:
             plan, opened = next_plan(), False
             try:
                 while plan is not None:
-                    current = plan
-                    index, _ = waiting.pop(id(current))
+                    index, _ = waiting.pop(id(plan))
                     try:
                         result, following = await self._transact(
-                            current, opened=opened, chain=next_plan
+                            plan, opened=opened, chain=next_plan
                         )
                     except SMTPError as exc:
                         results[index] = exc
@@ -592,8 +588,6 @@ class SMTPClient:
                         for rest, _ in numbered:
                             results[rest] = never_sent
                         break
-                    finally:
-                        await _release(current)
                     results[index] = result
                     plan, opened = (
                         (following, True) if following is not None else (next_plan(), False)
@@ -789,8 +783,17 @@ class SMTPClient:
         previous message. ``chain`` supplies the next message, whose opening
         is then written in the same flight as this one's end of data (RFC
         2920 3.1); it comes back as the second value. Connection-level
-        failures are raised: they end every later message too.
+        failures are raised: they end every later message too. Whatever
+        happens, what the plan's body source opened (a file) is closed.
         """
+        try:
+            return await self._transaction(plan, opened, chain)
+        finally:
+            await _release(plan)
+
+    async def _transaction(
+        self, plan: _Plan, opened: bool, chain: _Chain | None
+    ) -> tuple[SendOutcome | SMTPReplyError, _Plan | None]:
         session = self._session
         pipelining = self.capabilities.pipelining
         if not pipelining:

@@ -476,3 +476,41 @@ async def test_arguments_are_checked(option: dict[str, Any]) -> None:
     with pytest.raises(trio_smtp.InvalidInputError):
         async with open_pool(connect, **option):
             raise AssertionError("not reached")
+
+
+async def test_a_body_stream_cut_off_by_cancellation_is_closed() -> None:
+    """The pool closes what a body source holds, as send_mail does: here an
+    async generator left suspended when its send was cancelled mid-body."""
+    closed = trio.Event()
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            while True:
+                yield b"x" * 1000 + b"\r\n"
+        finally:
+            closed.set()
+
+    async with trio.open_nursery() as nursery:
+
+        @asynccontextmanager
+        async def connect() -> AsyncIterator[SMTPClient]:
+            client_end, server_end = trio.testing.lockstep_stream_pair()
+
+            async def peer() -> None:
+                await server_end.send_all(b"220 peer ESMTP\r\n")
+                await server_end.receive_some()  # EHLO
+                await server_end.send_all(b"250-peer\r\n250 PIPELINING\r\n")
+                await server_end.receive_some()  # MAIL, RCPT, DATA
+                await server_end.send_all(b"250 ok\r\n250 ok\r\n354 go\r\n")
+                await trio.sleep_forever()  # and never read the body
+
+            nursery.start_soon(peer)
+            client = await SMTPClient.from_stream(client_end, tls=trio_smtp.PLAINTEXT)
+            async with client:
+                yield client
+
+        with trio.fail_after(10), trio.move_on_after(0.5):
+            async with open_pool(connect) as pool:
+                await pool.send_mail(SENDER, RECIPIENT, body())
+        assert closed.is_set()
+        nursery.cancel_scope.cancel()
