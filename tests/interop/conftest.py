@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import Generator, Iterator
 from importlib.metadata import version
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import pytest
 
@@ -143,18 +144,31 @@ def apt() -> Apt:
 # -- the servers ---------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def dovecot_server(interop_root: Path, certificates: Certificates, apt: Apt) -> Iterator[Dovecot]:
-    server = Dovecot(interop_root / "dovecot", certificates)
+class _Installed(Protocol):
+    def start(self, apt: Apt) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+_Server = TypeVar("_Server", bound=_Installed)
+
+
+def _running(server: _Server, name: str, apt: Apt) -> Iterator[_Server]:
+    """Start ``server`` (or report it unavailable), and stop it by its pid afterwards."""
     try:
         server.start(apt)
     except ServerUnavailable as exc:
         server.stop()
-        unavailable("Dovecot", str(exc))
+        unavailable(name, str(exc))
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def dovecot_server(interop_root: Path, certificates: Certificates, apt: Apt) -> Iterator[Dovecot]:
+    yield from _running(Dovecot(interop_root / "dovecot", certificates), "Dovecot", apt)
 
 
 @pytest.fixture(scope="session")
@@ -163,30 +177,12 @@ def postfix_server(
 ) -> Iterator[Postfix]:
     # Postfix's SASL goes through Dovecot's auth service: no Dovecot, no Postfix.
     dovecot: Dovecot = request.getfixturevalue("dovecot_server")
-    server = Postfix(interop_root / "postfix", certificates, dovecot)
-    try:
-        server.start(apt)
-    except ServerUnavailable as exc:
-        server.stop()
-        unavailable("Postfix", str(exc))
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _running(Postfix(interop_root / "postfix", certificates, dovecot), "Postfix", apt)
 
 
 @pytest.fixture(scope="session")
 def exim_server(interop_root: Path, certificates: Certificates, apt: Apt) -> Iterator[Exim]:
-    server = Exim(interop_root / "exim", certificates)
-    try:
-        server.start(apt)
-    except ServerUnavailable as exc:
-        server.stop()
-        unavailable("Exim", str(exc))
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _running(Exim(interop_root / "exim", certificates), "Exim", apt)
 
 
 @pytest.fixture(scope="session")
