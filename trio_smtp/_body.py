@@ -16,13 +16,17 @@ from __future__ import annotations
 
 import inspect
 import os
+import sys
 from collections.abc import AsyncIterable, AsyncIterator, Callable
-from typing import Any, Protocol, TypeAlias, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, cast, runtime_checkable
 
 import trio
 from trio_util import AsyncValue
 
 from ._core.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from .mime import ComposedMessage
 
 __all__ = ["AsyncReadable", "BodySource", "Progress", "body_source"]
 
@@ -50,6 +54,10 @@ class BodySource:
     """
 
     length: int | None = None
+    #: Whether the chunk the last `read` returned is wire-safe in the sense of
+    #: `DotStuffer.feed_wire_safe`. Only a source that can vouch for it (a
+    #: `trio_smtp.mime.ComposedMessage`'s base64 lines) ever sets it.
+    wire_safe: bool = False
 
     def __init__(self) -> None:
         self._consumed = 0
@@ -98,6 +106,15 @@ class _StreamSource(BodySource):
     def __init__(self, stream: trio.abc.ReceiveStream) -> None:
         super().__init__()
         self._stream = stream
+        # Not imported here: when trio_smtp.mime was never imported, no
+        # stream can be one of its ComposedMessages, and the client does not
+        # pay for loading it.
+        mime = sys.modules.get("trio_smtp.mime")
+        self._composed: ComposedMessage | None = (
+            cast("ComposedMessage", stream)
+            if mime is not None and isinstance(stream, mime.ComposedMessage)
+            else None
+        )
         # trio_smtp.mime's composer (and any stream like it) knows its size.
         length = getattr(stream, "length", None)
         if length is not None and (not isinstance(length, int) or length < 0):
@@ -107,6 +124,9 @@ class _StreamSource(BodySource):
         self.length = length
 
     async def _read(self, max_bytes: int) -> bytes:
+        if self._composed is not None:
+            data, self.wire_safe = await self._composed._receive(max_bytes)
+            return data
         return bytes(await self._stream.receive_some(max_bytes))
 
 

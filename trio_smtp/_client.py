@@ -882,7 +882,7 @@ class SMTPClient:
                     chunk = await source.read(BODY_READ_SIZE)
                     if not chunk:
                         break
-                    await self._write(session.send_body(chunk))
+                    await self._write(session.send_body(chunk, wire_safe=source.wire_safe))
                     report_progress(plan.progress, source.consumed, source.length)
             except BaseException:
                 # Half a body is on the wire: only closing the connection keeps
@@ -1291,11 +1291,16 @@ class _ChunkReader:
         pieces = self._pieces
         while not self._eof and self._held <= BDAT_CHUNK_SIZE:
             data = await self._stream.read(BODY_READ_SIZE)
+            normalizer = self._normalizer
             if not data:
                 self._eof = True
-                piece = self._normalizer.finish() if self._normalizer is not None else b""
+                piece = normalizer.finish() if normalizer is not None else b""
+            elif normalizer is None:
+                piece = data
+            elif self._stream.wire_safe:
+                piece = normalizer.feed_wire_safe(data)
             else:
-                piece = self._normalizer.feed(data) if self._normalizer is not None else data
+                piece = normalizer.feed(data)
             if piece:
                 pieces.append(piece)
                 self._held += len(piece)

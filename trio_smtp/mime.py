@@ -732,6 +732,10 @@ class _Segment(Protocol):
     @property
     def length(self) -> int | None: ...
 
+    @property
+    def wire_safe(self) -> bool:
+        """Whether every read keeps `DotStuffer.feed_wire_safe`'s promise."""
+
     async def read(self) -> bytes: ...
 
     async def aclose(self) -> None: ...
@@ -739,6 +743,9 @@ class _Segment(Protocol):
 
 class _Static:
     """Octets that are already known: headers, delimiters, encoded text."""
+
+    # Headers and text come (partly) from the caller: always checked in full.
+    wire_safe = False
 
     def __init__(self, data: bytes) -> None:
         self._data = data
@@ -759,6 +766,10 @@ class _Encoded:
         self._source = source
         self._encoder = encoder
         self.length = length
+        # Base64 lines hold only the base64 alphabet and the CRLFs put between
+        # them here, whatever the attachment's octets; quoted-printable text
+        # keeps the caller's line structure, so it is checked in full.
+        self.wire_safe = isinstance(encoder, _Base64Encoder)
         self._finished = False
 
     async def read(self) -> bytes:
@@ -813,6 +824,7 @@ class ComposedMessage(trio.abc.ReceiveStream):
         self._length = None if None in lengths else sum(n for n in lengths if n is not None)
         self._message_id = message_id
         self._pending = b""
+        self._pending_safe = False
         self._offset = 0
         self._reading = False
         self._closed = False
@@ -838,7 +850,16 @@ class ComposedMessage(trio.abc.ReceiveStream):
 
         Returns ``b""`` at the end, and again on every later call. Without
         ``max_bytes``, returns the next piece as it was produced: an encoded
-        chunk of an attachment (about 88 KiB), or a run of headers and text.
+        chunk of an attachment (about 350 KiB), or a run of headers and text.
+        """
+        chunk, _ = await self._receive(max_bytes)
+        return chunk
+
+    async def _receive(self, max_bytes: int | None) -> tuple[bytes, bool]:
+        """`receive_some`, and whether the chunk is all base64 lines.
+
+        The flag tells the client it may send the chunk through
+        `DotStuffer.feed_wire_safe` (``trio_smtp._body``).
         """
         if max_bytes is not None and max_bytes < 1:
             raise ValueError("max_bytes must be >= 1")
@@ -855,14 +876,16 @@ class ComposedMessage(trio.abc.ReceiveStream):
                 ) from self._failure
             while self._offset >= len(self._pending):
                 if not self._segments:
-                    return b""
+                    return b"", False
+                segment = self._segments[0]
                 try:
-                    data = await self._segments[0].read()
+                    data = await segment.read()
                 except Exception as exc:
                     self._failure = exc
                     raise
                 if data:
                     self._pending, self._offset = data, 0
+                    self._pending_safe = segment.wire_safe
                 else:
                     self._segments.popleft()
             start = self._offset
@@ -871,10 +894,10 @@ class ComposedMessage(trio.abc.ReceiveStream):
                 chunk = self._pending
                 self._pending = b""
                 self._offset = 0
-                return chunk
+                return chunk, self._pending_safe
             chunk = self._pending[start:end]
             self._offset = start + len(chunk)
-            return chunk
+            return chunk, self._pending_safe
         finally:
             self._reading = False
 

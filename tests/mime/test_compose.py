@@ -5,6 +5,7 @@ stream's lifecycle."""
 from __future__ import annotations
 
 import base64
+import itertools
 import os
 import re
 import tempfile
@@ -19,6 +20,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from trio_smtp import InvalidInputError
+from trio_smtp._core.dotstuff import DotStuffer
 from trio_smtp.mime import READ_SIZE, Attachment, SourceSizeError, compose
 
 from .helpers import (
@@ -204,6 +206,55 @@ async def test_round_trip(
             assert "Content-ID" not in part
         else:
             assert part["Content-ID"] == f"<{spec.content_id}>"
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(
+    text=st.none() | body_text,
+    html=st.none() | body_text,
+    specs=st.lists(specs(), max_size=3),
+    read_sizes=st.lists(st.none() | st.integers(1, 5000), min_size=1, max_size=5),
+)
+async def test_chunks_flagged_wire_safe_keep_the_promise(
+    text: str | None, html: str | None, specs: list[Spec], read_sizes: list[int | None]
+) -> None:
+    # The client sends flagged chunks through DotStuffer.feed_wire_safe,
+    # which trusts their insides: whatever the attachments hold, a flagged
+    # chunk has no NUL and no ".", and its only CR and LF are CRLF pairs
+    # (one may be cut at either edge by max_bytes). Both ways of stuffing
+    # the whole message must agree.
+    with tempfile.TemporaryDirectory() as directory:
+        made = [make_attachment(spec, Path(directory), i) for i, spec in enumerate(specs)]
+        message = compose(
+            sender="sender@example.com",
+            subject="wire-safe",
+            text=text,
+            html=html,
+            attachments=[attachment for attachment, _ in made],
+        )
+        checked, trusting = DotStuffer(), DotStuffer()
+        checked_out, trusting_out = bytearray(), bytearray()
+        flagged = 0
+        async with message:
+            for size in itertools.cycle(read_sizes):
+                chunk, safe = await message._receive(size)
+                if not chunk:
+                    break
+                checked_out += checked.feed(chunk)
+                if safe:
+                    flagged += 1
+                    assert b"\x00" not in chunk and b"." not in chunk
+                    inner = chunk[chunk[:1] == b"\n" :]
+                    inner = inner[: len(inner) - (inner[-1:] == b"\r")]
+                    assert not re.search(rb"\r(?!\n)|(?<!\r)\n", inner)
+                    trusting_out += trusting.feed_wire_safe(chunk)
+                else:
+                    trusting_out += trusting.feed(chunk)
+    assert trusting_out + trusting.finish() == checked_out + checked.finish()
+    if any(spec.data and not spec.quoted_printable for spec in specs):
+        assert flagged
+    if not specs or all(spec.quoted_printable for spec in specs):
+        assert not flagged
 
 
 async def test_text_only_is_a_single_part() -> None:

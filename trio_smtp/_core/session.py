@@ -243,9 +243,16 @@ class ClientSession:
         self._pending.append(_Pending(command.op, command, self._sending, recipient))
         return data
 
-    def send_body(self, data: bytes | bytearray | memoryview) -> bytes:
-        """Dot-stuff one chunk of the DATA body (legal only after the 354)."""
+    def send_body(self, data: bytes | bytearray | memoryview, *, wire_safe: bool = False) -> bytes:
+        """Dot-stuff one chunk of the DATA body (legal only after the 354).
+
+        ``wire_safe=True`` passes ``data`` (bytes) to
+        `DotStuffer.feed_wire_safe`: only for chunks whose producer vouches
+        for them, as `trio_smtp.mime` does for its base64 lines.
+        """
         stuffer = self._require_body()
+        if wire_safe and isinstance(data, bytes):
+            return stuffer.feed_wire_safe(data)
         return stuffer.feed(data)
 
     def end_body(self) -> bytes:
