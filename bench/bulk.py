@@ -28,6 +28,18 @@ few-connection cases do not take minutes; the 16-connection case sends all.
 Target (medians, same run): through the proxy (10 ms round trip) with 16
 connections, trio-smtp >= 4x aiosmtplib. The other rows are for information.
 
+Through the proxy two more columns come from its per-connection counters:
+``rt/msg``, the reply flights per message (each connection's greeting, EHLO
+and QUIT included), and ``ms/rt``, each connection's mean round trip
+(seconds x connections / reply flights). At this round trip the ratio is
+about aiosmtplib's ``rt/msg`` over trio-smtp's times their ``ms/rt`` the
+other way round. smtp-sink offers no CHUNKING, so every message goes
+through DATA, whose body must wait for the 354 (RFC 2920 3.1; SECURITY.md
+16): trio-smtp's floor is one round trip per message (MAIL, RCPT and DATA
+ride with the previous message's end of data), aiosmtplib's is four, and
+4x is the ceiling unless trio-smtp's round trips are shorter than
+aiosmtplib's.
+
 The same file is the per-run worker: ``python bench/bulk.py --run CLIENT
 HOST PORT --messages N --connections C`` prints one JSON line. The exit
 status is 1 when a run fails (an error, or a message not delivered); a miss
@@ -193,6 +205,10 @@ class Row:
     client: str
     command: str
     rates: list[float] = field(default_factory=list)
+    # Through the proxy only: reply flights per message, and each
+    # connection's mean round trip in ms.
+    flights_per_message: list[float] = field(default_factory=list)
+    round_trip_ms: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     not_installed: bool = False
 
@@ -263,17 +279,46 @@ def run_cases(
                 if row.not_installed:
                     continue
                 record = _run(_argv(name, port, messages, connections, cpu))
-                if proxy is not None:
-                    while proxy.line(0.01) is not None:
-                        pass  # the proxy's per-connection counters: not used here
+                flights = _reply_flights(proxy, int(record.get("connections_opened") or 0))
                 if record.get("not_installed"):
                     row.not_installed = True
                 elif "error" in record:
                     row.errors.append(str(record["error"]))
                 else:
                     row.rates.append(float(record["msgs_per_s"]))
+                    if flights:
+                        row.flights_per_message.append(flights / messages)
+                        seconds = float(record["seconds"])
+                        row.round_trip_ms.append(1000 * seconds * connections / flights)
         rows.extend(case.values())
     return rows
+
+
+def _reply_flights(proxy: harness.Managed | None, connections: int) -> int | None:
+    """Server-to-client chunks over the run's ``connections``, from the proxy's lines.
+
+    The proxy prints one line per connection as it ends, a little after the
+    client exits: wait for them all (a missing one makes the count None,
+    and later runs skip lines that are not theirs by waiting afresh).
+    """
+    if proxy is None:
+        return None
+    flights, seen = 0, 0
+    deadline = time.monotonic() + 5.0
+    while seen < connections and (left := deadline - time.monotonic()) > 0:
+        record = proxy.json_line(left)
+        if record is None:
+            break
+        if "s2c_chunks" in record:
+            flights += int(record["s2c_chunks"])
+            seen += 1
+    while proxy.line(0.01) is not None:
+        pass
+    return flights if seen == connections and connections else None
+
+
+def _median_text(values: list[float], digits: int) -> str:
+    return f"{statistics.median(values):.{digits}f}" if values else "-"
 
 
 def print_rows(rows: list[Row]) -> list[dict[str, Any]]:
@@ -281,7 +326,8 @@ def print_rows(rows: list[Row]) -> list[dict[str, Any]]:
     out = []
     print(
         f"{'network':<28} {'conns':>5} {'messages':>8} {'client':<11} {'msgs/s':>9} "
-        f"{'runs':<26} {'ratio':>7} {'target':>7} {'verdict':<7}  command"
+        f"{'runs':<26} {'rt/msg':>6} {'ms/rt':>6} {'ratio':>7} {'target':>7} {'verdict':<7}  "
+        "command"
     )
     medians = {(r.network, r.connections, r.client): r.median for r in rows}
     for row in rows:
@@ -302,7 +348,8 @@ def print_rows(rows: list[Row]) -> list[dict[str, Any]]:
         runs = ",".join(f"{r:.0f}" for r in row.rates) or "-"
         print(
             f"{row.network:<28} {row.connections:>5} {row.messages:>8} {row.client:<11} "
-            f"{rate:>9} {runs:<26} {f'{ratio:.2f}x' if ratio else '-':>7} "
+            f"{rate:>9} {runs:<26} {_median_text(row.flights_per_message, 2):>6} "
+            f"{_median_text(row.round_trip_ms, 2):>6} {f'{ratio:.2f}x' if ratio else '-':>7} "
             f"{f'>={target:g}x' if target else '-':>7} {verdict:<7}  {row.command}"
         )
         for error in dict.fromkeys(row.errors):
@@ -315,6 +362,8 @@ def print_rows(rows: list[Row]) -> list[dict[str, Any]]:
                 "client": row.client,
                 "msgs_per_s": row.median,
                 "runs": row.rates,
+                "reply_flights_per_message": row.flights_per_message,
+                "round_trip_ms": row.round_trip_ms,
                 "ratio_vs_aiosmtplib": ratio,
                 "target": target,
                 "verdict": verdict,
