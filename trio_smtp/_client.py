@@ -18,6 +18,7 @@ import enum
 import functools
 import ipaddress
 import os
+import select
 import socket
 import ssl
 from collections.abc import (
@@ -318,6 +319,27 @@ class SMTPClient:
         """
         return self._awaiting_final
 
+    def idle_connection_closed(self) -> bool:
+        """True when the connection cannot be reused without first reading.
+
+        It is closed, or the server has sent something unprompted (a 421
+        before closing, or its end of stream). Only meaningful between
+        operations; polls the socket without blocking.
+        """
+        if self.is_closed:
+            return True
+        if self._lock.locked():
+            return False  # bytes arriving now are the running operation's replies
+        sock = getattr(_transport(self._stream), "socket", None)
+        if sock is None or not hasattr(select, "poll"):
+            return False  # a memory stream, or no poll: trust the next reply
+        try:
+            poller = select.poll()
+            poller.register(sock.fileno(), select.POLLIN)
+            return bool(poller.poll(0))
+        except (OSError, ValueError):
+            return True  # the descriptor is gone: nothing can be sent over it
+
     def __repr__(self) -> str:
         mode = "LMTP" if self.is_lmtp else "SMTP"
         tls = "TLS" if self.is_tls else "plaintext"
@@ -597,6 +619,108 @@ class SMTPClient:
                 for _, unsent in waiting.values():
                     await _release(unsent)
             return [results[number] for number in sorted(results)]
+
+    async def _send_stream(
+        self,
+        take: Callable[[], Message | None],
+        conclude: Callable[[int, SendOutcome | SMTPError], None],
+    ) -> bool:
+        """Send messages from ``take`` over this client, pipelined, concluding each once.
+
+        ``take()`` is asked (synchronously) whenever another message can start
+        or be chained behind an end of data; None means "nothing more now", and
+        the call returns once every taken message is concluded.
+        ``conclude(n, result)`` is called exactly once for the n-th message
+        taken (counting from 0), as soon as its result is known: the outcome or
+        the error. An `OutcomeUnknown` result means the message's end of data
+        may have left; any other connection error means it did not.
+
+        Returns True when the stream ended because ``take`` had nothing more
+        and nothing is outstanding, False when a failure ended it: the
+        connection is then closed or must not be reused. A failed connection
+        concludes every taken message and returns False. Anything else that escapes
+        (cancellation, a body stream's own error) concludes every taken message
+        in a ``finally`` and propagates.
+        """
+        async with self._lock:
+            self._check_usable()
+            # Taken and not yet concluded: plan identity -> (number, one-shot).
+            open_plans: dict[int, tuple[int, bool]] = {}
+            taken = 0
+            # Set when the server said 421/221 over SMTP: nothing behind the
+            # command it answered was processed, so nothing left is unknown.
+            server_closed = False
+
+            def next_plan() -> _Plan | None:
+                nonlocal taken
+                while (message := take()) is not None:
+                    number = taken
+                    taken += 1
+                    try:
+                        plan = self._plan(
+                            message.sender,
+                            message.recipients,
+                            message.body,
+                            message.mail_params,
+                            message.rcpt_params,
+                            message.transfer,
+                        )
+                    except (InvalidInputError, PolicyError, ExtensionUnavailable) as exc:
+                        conclude(number, exc)
+                        continue
+                    open_plans[id(plan)] = (number, self._one_shot(plan))
+                    return plan
+                return None
+
+            current: _Plan | None = None
+            try:
+                current, opened = next_plan(), False
+                while current is not None:
+                    try:
+                        result, following = await self._transact(
+                            current, opened=opened, chain=next_plan
+                        )
+                    except SMTPError as exc:
+                        number, _ = open_plans.pop(id(current))
+                        current = None
+                        if _server_closing(exc) and not self.is_lmtp:
+                            server_closed = True
+                        elif not isinstance(exc, (OutcomeUnknown, SMTPReplyError)) and (
+                            self.awaiting_final_reply
+                        ):
+                            unknown = OutcomeUnknown(f"after the end of data: {exc}")
+                            unknown.__cause__ = exc
+                            exc = unknown
+                        conclude(number, exc)
+                        if self.is_closed or open_plans:
+                            # Nothing more can go over this connection (a chained
+                            # message still open would leave replies unpaired).
+                            return False
+                        current, opened = next_plan(), False
+                        continue
+                    number, _ = open_plans.pop(id(current))
+                    conclude(number, result)
+                    if following is not None:
+                        current, opened = following, True
+                    else:
+                        current, opened = next_plan(), False
+                return True
+            finally:
+                # Whatever ended the stream, every taken message gets its one result.
+                for plan_id, (number, one_shot) in list(open_plans.items()):
+                    is_current = current is not None and plan_id == id(current)
+                    may_have_left = (
+                        self.awaiting_final_reply if is_current else one_shot
+                    ) and not server_closed
+                    if may_have_left:
+                        conclude(number, OutcomeUnknown())
+                    else:
+                        conclude(
+                            number,
+                            SMTPConnectionError(
+                                "not sent: the connection ended before its end of data"
+                            ),
+                        )
 
     async def send_message(
         self,
@@ -1254,6 +1378,11 @@ def _envelope_refusal(
     if not accepted:
         return RecipientsRefused(rejected, list(rejected.values())[-1], SmtpOp.RCPT)
     return None
+
+
+def _server_closing(error: SMTPError) -> bool:
+    """Whether ``error`` is the server saying it is closing the connection (221, 421)."""
+    return isinstance(error, SMTPReplyError) and error.reply.code in (221, 421)
 
 
 class _ChunkReader:

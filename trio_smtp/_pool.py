@@ -26,7 +26,6 @@ from __future__ import annotations
 import enum
 import math
 import os
-import select
 from collections import Counter, deque
 from collections.abc import (
     AsyncIterable,
@@ -40,11 +39,10 @@ from collections.abc import (
 )
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
 
 import trio
 
-from ._client import Body, Message, SMTPClient, Transfer, _Plan
+from ._client import Body, Message, SMTPClient, Transfer, _server_closing
 from ._core.address import ForwardPath, ReversePath
 from ._core.commands import MailParams, RcptParams, SmtpOp
 from ._core.errors import (
@@ -165,148 +163,12 @@ class PoolStatistics:
     connect_failures: int
 
 
-# -- the streaming send, on one client ---------------------------------------------
-
-
-async def _send_stream(
-    client: SMTPClient,
-    take: Callable[[], Message | None],
-    conclude: Callable[[int, SendOutcome | SMTPError], None],
-) -> bool:
-    """Send messages from ``take`` over ``client``, pipelined, concluding each once.
-
-    ``take()`` is asked (synchronously) whenever another message can start
-    or be chained behind an end of data; None means "nothing more now", and
-    the call returns once every taken message is concluded.
-    ``conclude(n, result)`` is called exactly once for the n-th message
-    taken (counting from 0), as soon as its result is known: the outcome or
-    the error. An `OutcomeUnknown` result means the message's end of data
-    may have left; any other connection error means it did not.
-
-    Returns True when the stream ended because ``take`` had nothing more
-    and nothing is outstanding, False when a failure ended it: the
-    connection is then closed or must not be reused. A failed connection
-    concludes every taken message and returns False. Anything else that escapes
-    (cancellation, a body stream's own error) concludes every taken message
-    in a ``finally`` and propagates.
-
-    TODO(client): this is `SMTPClient.send_batch` made streaming; it drives
-    the client's private transaction machinery and belongs in `_client.py`
-    as ``SMTPClient._send_stream`` (see POOL_NEEDS.md).
-    """
-    async with client._lock:
-        client._check_usable()
-        # Taken and not yet concluded: plan identity -> (number, one-shot).
-        open_plans: dict[int, tuple[int, bool]] = {}
-        taken = 0
-        # Set when the server said 421/221 over SMTP: nothing behind the
-        # command it answered was processed, so nothing left is unknown.
-        server_closed = False
-
-        def next_plan() -> _Plan | None:
-            nonlocal taken
-            while (message := take()) is not None:
-                number = taken
-                taken += 1
-                try:
-                    plan = client._plan(
-                        message.sender,
-                        message.recipients,
-                        message.body,
-                        message.mail_params,
-                        message.rcpt_params,
-                        message.transfer,
-                    )
-                except (InvalidInputError, PolicyError, ExtensionUnavailable) as exc:
-                    conclude(number, exc)
-                    continue
-                open_plans[id(plan)] = (number, client._one_shot(plan))
-                return plan
-            return None
-
-        current: _Plan | None = None
-        try:
-            current, opened = next_plan(), False
-            while current is not None:
-                try:
-                    result, following = await client._transact(
-                        current, opened=opened, chain=next_plan
-                    )
-                except SMTPError as exc:
-                    number, _ = open_plans.pop(id(current))
-                    current = None
-                    if _server_closing(exc) and not client.is_lmtp:
-                        server_closed = True
-                    elif not isinstance(exc, (OutcomeUnknown, SMTPReplyError)) and (
-                        client.awaiting_final_reply
-                    ):
-                        unknown = OutcomeUnknown(f"after the end of data: {exc}")
-                        unknown.__cause__ = exc
-                        exc = unknown
-                    conclude(number, exc)
-                    if client.is_closed or open_plans:
-                        # Nothing more can go over this connection (a chained
-                        # message still open would leave replies unpaired).
-                        return False
-                    current, opened = next_plan(), False
-                    continue
-                number, _ = open_plans.pop(id(current))
-                conclude(number, result)
-                if following is not None:
-                    current, opened = following, True
-                else:
-                    current, opened = next_plan(), False
-            return True
-        finally:
-            # Whatever ended the stream, every taken message gets its one result.
-            for plan_id, (number, one_shot) in list(open_plans.items()):
-                is_current = current is not None and plan_id == id(current)
-                may_have_left = (
-                    client.awaiting_final_reply if is_current else one_shot
-                ) and not server_closed
-                if may_have_left:
-                    conclude(number, OutcomeUnknown())
-                else:
-                    conclude(
-                        number,
-                        SMTPConnectionError(
-                            "not sent: the connection ended before its end of data"
-                        ),
-                    )
-
-
 def _replayable(body: object) -> bool:
     """Whether a body can be sent again: in memory, or a file read afresh.
 
     A stream or (async) iterable was consumed by the first attempt.
     """
     return isinstance(body, (bytes, bytearray, memoryview, str, os.PathLike))
-
-
-def _server_closing(error: SMTPError) -> bool:
-    return isinstance(error, SMTPReplyError) and error.reply.code in (221, 421)
-
-
-def _idle_connection_closed(client: SMTPClient) -> bool:
-    """True when an idle client's socket is readable: closed, or a 421 was sent.
-
-    TODO(client): `SMTPClient.idle_connection_closed()` (see POOL_NEEDS.md);
-    this reaches into the client's stream for the socket.
-    """
-    if client.is_closed:
-        return True
-    stream: Any = client._stream
-    while isinstance(stream, trio.SSLStream):
-        stream = stream.transport_stream
-    sock = getattr(stream, "socket", None)
-    if sock is None or not hasattr(select, "poll"):
-        return False  # a memory stream in tests, or no poll: trust the first reply
-    try:
-        poller = select.poll()
-        poller.register(sock.fileno(), select.POLLIN)
-        return bool(poller.poll(0))
-    except (OSError, ValueError):
-        return True
 
 
 # -- outcome classification ------------------------------------------------------
@@ -329,7 +191,7 @@ def _classify(result: SendOutcome | SMTPError, *, lmtp: bool) -> DeliveryStatus 
             replies = result.rejected.values()
             return None if any(reply.is_transient for reply in replies) else DeliveryStatus.REJECTED
         return None if result.reply.is_transient else DeliveryStatus.REJECTED
-    # A connection error before the end of data (_send_stream turns the
+    # A connection error before the end of data (SMTPClient._send_stream turns the
     # others into OutcomeUnknown).
     return None
 
@@ -956,7 +818,7 @@ class SMTPPool:
             limit = self.max_messages_per_connection
             if limit is not None and conn.taken >= limit:
                 return "max_messages_per_connection"
-            if conn.taken > 0 and _idle_connection_closed(client):
+            if conn.taken > 0 and client.idle_connection_closed():
                 # Closed by the server while idle (or a 421 is waiting):
                 # reconnect, not an error.
                 return "closed while idle"
@@ -981,7 +843,7 @@ class SMTPPool:
                 return "unclean"
 
     async def _run_stream(self, conn: _Connection, client: SMTPClient) -> bool:
-        """One `_send_stream` over ``conn``: queued messages in, deliveries out."""
+        """One `SMTPClient._send_stream` over ``conn``: queued messages in, deliveries out."""
         taken: list[_Item] = []
 
         def take() -> Message | None:
@@ -994,7 +856,7 @@ class SMTPPool:
         def conclude(number: int, result: SendOutcome | SMTPError) -> None:
             self._conclude(conn, taken[number], result)
 
-        return await _send_stream(client, take, conclude)
+        return await client._send_stream(take, conclude)
 
     def _emit(self, kind: str, peer: str, **details: str | int | bool | None) -> None:
         if self._audit is not None:
