@@ -557,68 +557,25 @@ class SMTPClient:
         errors `send_mail` raises (`InvalidInputError`, `PolicyError`,
         `ExtensionUnavailable`), or the server's refusal (`SMTPReplyError`,
         `RecipientsRefused`), after which the batch goes on. When the
-        connection fails, the message in flight gets `OutcomeUnknown` (its
-        end of data had left) or `SMTPConnectionError`, and every later
-        message an `SMTPConnectionError` saying it was never sent; the client
-        is then closed or broken. Bodies are planned one message ahead, never
-        all at once. Cancellation propagates, and leaves the client broken if
-        it struck mid-exchange.
+        connection fails, every message whose end of data may have left gets
+        `OutcomeUnknown`: the one in flight, and with BDAT a small message
+        chained whole behind it. Every other message gets an
+        `SMTPConnectionError` saying it was never sent, and the client is
+        then closed or broken. Bodies are planned one message ahead, never
+        all at once, and a body planned but never sent is still closed.
+        Cancellation propagates, and leaves the client broken if it struck
+        mid-exchange.
         """
-        async with self._lock:
-            self._check_usable()
-            results: dict[int, SendOutcome | SMTPError] = {}
-            numbered = enumerate(messages)
-            # Plans chained ahead but not yet started, by object identity.
-            waiting: dict[int, tuple[int, _Plan]] = {}
-
-            def next_plan() -> _Plan | None:
-                for index, message in numbered:
-                    try:
-                        plan = self._plan(
-                            message.sender,
-                            message.recipients,
-                            message.body,
-                            message.mail_params,
-                            message.rcpt_params,
-                            message.transfer,
-                        )
-                    except (InvalidInputError, PolicyError, ExtensionUnavailable) as exc:
-                        results[index] = exc
-                        continue
-                    waiting[id(plan)] = (index, plan)
-                    return plan
-                return None
-
-            plan, opened = next_plan(), False
-            try:
-                while plan is not None:
-                    index, _ = waiting.pop(id(plan))
-                    try:
-                        result, following = await self._transact(
-                            plan, opened=opened, chain=next_plan
-                        )
-                    except SMTPError as exc:
-                        results[index] = exc
-                        if not self.is_closed:
-                            plan, opened = next_plan(), False
-                            continue
-                        never_sent = SMTPConnectionError(
-                            "not sent: the connection failed before this message"
-                        )
-                        for rest, _ in waiting.values():
-                            results[rest] = never_sent
-                        for rest, _ in numbered:
-                            results[rest] = never_sent
-                        break
-                    results[index] = result
-                    plan, opened = (
-                        (following, True) if following is not None else (next_plan(), False)
-                    )
-            finally:
-                # Chained behind a failure or a cancellation, never started.
-                for _, unsent in waiting.values():
-                    await _release(unsent)
-            return [results[number] for number in sorted(results)]
+        results: dict[int, SendOutcome | SMTPError] = {}
+        pending = iter(messages)
+        clean = await self._send_stream(lambda: next(pending, None), results.__setitem__)
+        if not clean:
+            # Every message taken got its result, OutcomeUnknown included for
+            # one whose end of data may have left; the rest never started.
+            never_sent = SMTPConnectionError("not sent: the connection failed before this message")
+            for index, _ in enumerate(pending, start=len(results)):
+                results[index] = never_sent
+        return [results[number] for number in sorted(results)]
 
     async def _send_stream(
         self,
@@ -644,8 +601,8 @@ class SMTPClient:
         """
         async with self._lock:
             self._check_usable()
-            # Taken and not yet concluded: plan identity -> (number, one-shot).
-            open_plans: dict[int, tuple[int, bool]] = {}
+            # Taken and not yet concluded: plan identity -> (number, one-shot, plan).
+            open_plans: dict[int, tuple[int, bool, _Plan]] = {}
             taken = 0
             # Set when the server said 421/221 over SMTP: nothing behind the
             # command it answered was processed, so nothing left is unknown.
@@ -668,7 +625,7 @@ class SMTPClient:
                     except (InvalidInputError, PolicyError, ExtensionUnavailable) as exc:
                         conclude(number, exc)
                         continue
-                    open_plans[id(plan)] = (number, self._one_shot(plan))
+                    open_plans[id(plan)] = (number, self._one_shot(plan), plan)
                     return plan
                 return None
 
@@ -681,7 +638,7 @@ class SMTPClient:
                             current, opened=opened, chain=next_plan
                         )
                     except SMTPError as exc:
-                        number, _ = open_plans.pop(id(current))
+                        number, _, _ = open_plans.pop(id(current))
                         current = None
                         if _server_closing(exc) and not self.is_lmtp:
                             server_closed = True
@@ -692,13 +649,15 @@ class SMTPClient:
                             unknown.__cause__ = exc
                             exc = unknown
                         conclude(number, exc)
-                        if self.is_closed or open_plans:
-                            # Nothing more can go over this connection (a chained
-                            # message still open would leave replies unpaired).
+                        if open_plans and not self.is_closed:
+                            # A chained message's replies would be paired with
+                            # the wrong commands: the state is unknown.
+                            await self._abort()
+                        if self.is_closed:
                             return False
                         current, opened = next_plan(), False
                         continue
-                    number, _ = open_plans.pop(id(current))
+                    number, _, _ = open_plans.pop(id(current))
                     conclude(number, result)
                     if following is not None:
                         current, opened = following, True
@@ -707,7 +666,7 @@ class SMTPClient:
                 return True
             finally:
                 # Whatever ended the stream, every taken message gets its one result.
-                for plan_id, (number, one_shot) in list(open_plans.items()):
+                for plan_id, (number, one_shot, _) in list(open_plans.items()):
                     is_current = current is not None and plan_id == id(current)
                     may_have_left = (
                         self.awaiting_final_reply if is_current else one_shot
@@ -721,6 +680,11 @@ class SMTPClient:
                                 "not sent: the connection ended before its end of data"
                             ),
                         )
+                # Chained behind a failure or a cancellation and never run:
+                # what their bodies opened is closed here (idempotent for the
+                # current one, which _transact closed already).
+                for _, _, plan in open_plans.values():
+                    await _release(plan)
 
     async def send_message(
         self,

@@ -123,6 +123,73 @@ async def test_connection_lost_with_a_message_chained_behind() -> None:
     assert all("not sent" in str(result) for result in results[1:])
 
 
+class ClosingBody:
+    """An async iterator body that records whether it was closed."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def __aiter__(self) -> ClosingBody:
+        return self
+
+    async def __anext__(self) -> bytes:
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+async def test_a_body_chained_behind_a_lost_message_is_closed() -> None:
+    async def server(peer: Peer) -> None:
+        await greet(peer)
+        await peer.expect(opening())
+        await peer.send(b"250 ok\r\n250 ok\r\n354 go\r\n")
+        await peer.expect(b"body 1\r\n.\r\nMAIL FROM:<a@example.com>\r\n")
+        await peer.close()
+
+    body = ClosingBody()
+    chained = Message("a@example.com", ["b@example.org"], body, key=2)
+    with trio.fail_after(5):
+        async with scripted(server) as (smtp, _):
+            assert smtp is not None
+            results = await smtp.send_batch([message(1), chained])
+    assert isinstance(results[1], SMTPConnectionError)
+    assert "not sent" in str(results[1])
+    # Its opening was written, its body never read: still, closed.
+    assert body.closed
+
+
+async def test_a_whole_message_chained_behind_a_lost_one_is_unknown_not_unsent() -> None:
+    # With CHUNKING a small message is one flight: message 2's BDAT LAST and
+    # body ride in message 1's write. Lost before any reply, message 2 may
+    # have been delivered; calling it "not sent" would invite a duplicate.
+    chunking = b"250-peer.test\r\n250-PIPELINING\r\n250-CHUNKING\r\n250 SIZE 100000\r\n"
+
+    def flight(number: int) -> bytes:
+        return (
+            b"MAIL FROM:<a@example.com> SIZE=8\r\nRCPT TO:<b@example.org>\r\n"
+            b"BDAT 8 LAST\r\nbody %d\r\n" % number
+        )
+
+    async def server(peer: Peer) -> None:
+        await peer.send(GREETING)
+        await peer.expect(b"EHLO client.test\r\n")
+        await peer.send(chunking)
+        await peer.expect(flight(1) + b"RSET\r\n" + flight(2))
+        await peer.close()
+
+    with trio.fail_after(5):
+        async with scripted(server) as (smtp, _):
+            assert smtp is not None
+            results = await smtp.send_batch([message(1), message(2), message(3)])
+            assert smtp.state is trio_smtp.SessionState.BROKEN
+    assert isinstance(results[0], OutcomeUnknown)
+    assert isinstance(results[1], OutcomeUnknown)
+    assert isinstance(results[2], SMTPConnectionError)
+    assert not isinstance(results[2], OutcomeUnknown)
+    assert "not sent" in str(results[2])
+
+
 async def test_batch_against_aiosmtpd_without_pipelining(aiosmtpd_server: Aiosmtpd) -> None:
     batch = [message(number) for number in range(5)]
     batch[2] = message(2, "nobody@example.org")
