@@ -298,8 +298,9 @@ def _reply_flights(proxy: harness.Managed | None, connections: int) -> int | Non
     """Server-to-client chunks over the run's ``connections``, from the proxy's lines.
 
     The proxy prints one line per connection as it ends, a little after the
-    client exits: wait for them all (a missing one makes the count None,
-    and later runs skip lines that are not theirs by waiting afresh).
+    client exits: wait up to 5 s for them all. A missing one makes the count
+    None; one arriving later still would be counted in the next run (they
+    come within milliseconds here), and anything else waiting is dropped.
     """
     if proxy is None:
         return None

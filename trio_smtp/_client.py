@@ -593,11 +593,11 @@ class SMTPClient:
         may have left; any other connection error means it did not.
 
         Returns True when the stream ended because ``take`` had nothing more
-        and nothing is outstanding, False when a failure ended it: the
-        connection is then closed or must not be reused. A failed connection
-        concludes every taken message and returns False. Anything else that escapes
-        (cancellation, a body stream's own error) concludes every taken message
-        in a ``finally`` and propagates.
+        and nothing is outstanding, False when a failure ended it: every
+        taken message is then concluded and the connection is closed (aborted
+        if a chained message's replies were still due). Anything else that
+        escapes (cancellation, a body stream's own error) concludes every
+        taken message in a ``finally`` and propagates.
         """
         async with self._lock:
             self._check_usable()
@@ -666,7 +666,7 @@ class SMTPClient:
                 return True
             finally:
                 # Whatever ended the stream, every taken message gets its one result.
-                for plan_id, (number, one_shot, _) in list(open_plans.items()):
+                for plan_id, (number, one_shot, _) in open_plans.items():
                     is_current = current is not None and plan_id == id(current)
                     may_have_left = (
                         self.awaiting_final_reply if is_current else one_shot
@@ -1382,9 +1382,9 @@ class _ChunkReader:
             return chunk, self._done
         assert self._stream is not None
         pieces = self._pieces
+        normalizer = self._normalizer
         while not self._eof and self._held <= BDAT_CHUNK_SIZE:
             data = await self._stream.read(BODY_READ_SIZE)
-            normalizer = self._normalizer
             if not data:
                 self._eof = True
                 piece = normalizer.finish() if normalizer is not None else b""
