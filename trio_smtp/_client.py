@@ -137,7 +137,6 @@ BDAT_CHUNK_SIZE = 1024 * 1024
 BDAT_WINDOW = 2
 
 
-_Chain = Callable[[], "_Plan | None"]
 _NO_MAIL_PARAMS = MailParams()
 _RSET = Rset()
 _NO_RCPT_PARAMS = RcptParams()
@@ -177,6 +176,34 @@ class _Plan:
     def total(self) -> int | None:
         """The body's octets, when known: what progress reports count towards."""
         return len(self.payload) if self.payload is not None else self.stream.length  # type: ignore[union-attr]
+
+
+class _Feed:
+    """The messages a pipelined stream sends, and the work it does while replies travel.
+
+    ``next()`` hands out the next message's plan. ``waiting()`` is called
+    once a message's end of data (and whatever rides with it) is written:
+    the reply is a round trip away, so the previous message's result is
+    settled and the message after the chained one is planned now, off the
+    path from a reply to the next write.
+    """
+
+    def __init__(self, plan_next: Callable[[], _Plan | None], settle: Callable[[], None]) -> None:
+        self._plan_next = plan_next
+        self._settle = settle
+        #: The plan made by `waiting` and not yet handed out: nothing of it
+        #: was written. Every other plan taken may have its opening out.
+        self.planned_ahead: _Plan | None = None
+
+    def next(self) -> _Plan | None:
+        plan, self.planned_ahead = self.planned_ahead, None
+        return plan if plan is not None else self._plan_next()
+
+    def waiting(self) -> None:
+        self._settle()
+        if self.planned_ahead is None:
+            # None is not kept: more work may be there by the time it is asked for.
+            self.planned_ahead = self._plan_next()
 
 
 class SMTPClient:
@@ -561,18 +588,23 @@ class SMTPClient:
         `OutcomeUnknown`: the one in flight, and with BDAT a small message
         chained whole behind it. Every other message gets an
         `SMTPConnectionError` saying it was never sent, and the client is
-        then closed or broken. Bodies are planned one message ahead, never
-        all at once, and a body planned but never sent is still closed.
+        then closed or broken. Bodies are planned at most two messages
+        ahead, never all at once. A body chained behind a failed message and
+        never sent is still closed; one only planned ahead is left as given.
         Cancellation propagates, and leaves the client broken if it struck
         mid-exchange.
         """
         results: dict[int, SendOutcome | SMTPError] = {}
         pending = iter(messages)
-        clean = await self._send_stream(lambda: next(pending, None), results.__setitem__)
+        never_sent = SMTPConnectionError("not sent: the connection failed before this message")
+
+        def give_back(number: int) -> None:
+            results[number] = never_sent
+
+        clean = await self._send_stream(lambda: next(pending, None), results.__setitem__, give_back)
         if not clean:
             # Every message taken got its result, OutcomeUnknown included for
             # one whose end of data may have left; the rest never started.
-            never_sent = SMTPConnectionError("not sent: the connection failed before this message")
             for index, _ in enumerate(pending, start=len(results)):
                 results[index] = never_sent
         return [results[number] for number in sorted(results)]
@@ -581,16 +613,23 @@ class SMTPClient:
         self,
         take: Callable[[], Message | None],
         conclude: Callable[[int, SendOutcome | SMTPError], None],
+        give_back: Callable[[int], None],
     ) -> bool:
         """Send messages from ``take`` over this client, pipelined, concluding each once.
 
         ``take()`` is asked (synchronously) whenever another message can start
-        or be chained behind an end of data; None means "nothing more now", and
-        the call returns once every taken message is concluded.
-        ``conclude(n, result)`` is called exactly once for the n-th message
-        taken (counting from 0), as soon as its result is known: the outcome or
-        the error. An `OutcomeUnknown` result means the message's end of data
-        may have left; any other connection error means it did not.
+        or be chained behind an end of data, and once more while a reply is
+        awaited, so that the next message is planned before it is needed;
+        None means "nothing more now", and the call returns once every taken
+        message is concluded. ``conclude(n, result)`` is called exactly once
+        for the n-th message taken (counting from 0): the outcome or the
+        error. An `OutcomeUnknown` result means the message's end of data may
+        have left; any other connection error means it did not. A result is
+        reported once the next write is out (or at once when none follows),
+        in the order the messages were taken. A message planned ahead and
+        never started, because a failure or cancellation ended the stream,
+        goes to ``give_back(n)`` instead: nothing of it was written, and its
+        body was not touched.
 
         Returns True when the stream ended because ``take`` had nothing more
         and nothing is outstanding, False when a failure ended it: every
@@ -607,8 +646,15 @@ class SMTPClient:
             # Set when the server said 421/221 over SMTP: nothing behind the
             # command it answered was processed, so nothing left is unknown.
             server_closed = False
+            # Results known but not yet reported: reporting waits for the
+            # next write, so that it costs no time between a reply and that write.
+            unsettled: list[tuple[int, SendOutcome | SMTPError]] = []
 
-            def next_plan() -> _Plan | None:
+            def settle() -> None:
+                while unsettled:
+                    conclude(*unsettled.pop(0))
+
+            def plan_next() -> _Plan | None:
                 nonlocal taken
                 while (message := take()) is not None:
                     number = taken
@@ -623,20 +669,20 @@ class SMTPClient:
                             message.transfer,
                         )
                     except (InvalidInputError, PolicyError, ExtensionUnavailable) as exc:
+                        settle()
                         conclude(number, exc)
                         continue
                     open_plans[id(plan)] = (number, self._one_shot(plan), plan)
                     return plan
                 return None
 
+            feed = _Feed(plan_next, settle)
             current: _Plan | None = None
             try:
-                current, opened = next_plan(), False
+                current, opened = feed.next(), False
                 while current is not None:
                     try:
-                        result, following = await self._transact(
-                            current, opened=opened, chain=next_plan
-                        )
+                        result, following = await self._transact(current, opened=opened, feed=feed)
                     except SMTPError as exc:
                         number, _, _ = open_plans.pop(id(current))
                         current = None
@@ -648,30 +694,40 @@ class SMTPClient:
                             unknown = OutcomeUnknown(f"after the end of data: {exc}")
                             unknown.__cause__ = exc
                             exc = unknown
+                        settle()
                         conclude(number, exc)
-                        if open_plans and not self.is_closed:
+                        if not self.is_closed and any(
+                            plan is not feed.planned_ahead for _, _, plan in open_plans.values()
+                        ):
                             # A chained message's replies would be paired with
                             # the wrong commands: the state is unknown.
                             await self._abort()
                         if self.is_closed:
                             return False
-                        current, opened = next_plan(), False
+                        current, opened = feed.next(), False
                         continue
                     number, _, _ = open_plans.pop(id(current))
-                    conclude(number, result)
                     if following is not None:
+                        unsettled.append((number, result))
                         current, opened = following, True
                     else:
-                        current, opened = next_plan(), False
+                        settle()
+                        conclude(number, result)
+                        current, opened = feed.next(), False
                 return True
             finally:
-                # Whatever ended the stream, every taken message gets its one result.
-                for plan_id, (number, one_shot, _) in open_plans.items():
-                    is_current = current is not None and plan_id == id(current)
-                    may_have_left = (
-                        self.awaiting_final_reply if is_current else one_shot
-                    ) and not server_closed
-                    if may_have_left:
+                settle()
+                # Whatever ended the stream, every taken message gets its one
+                # result, or is given back when it never started.
+                for plan_id, (number, one_shot, plan) in list(open_plans.items()):
+                    if plan is feed.planned_ahead:
+                        del open_plans[plan_id]
+                        give_back(number)
+                        continue
+                    # Chained behind the current one, a small message's only
+                    # BDAT chunk went with it.
+                    may_have_left = self.awaiting_final_reply if plan is current else one_shot
+                    if may_have_left and not server_closed:
                         conclude(number, OutcomeUnknown())
                     else:
                         conclude(
@@ -863,46 +919,48 @@ class SMTPClient:
         return wire
 
     async def _transact(
-        self, plan: _Plan, *, opened: bool = False, chain: _Chain | None = None
+        self, plan: _Plan, *, opened: bool = False, feed: _Feed | None = None
     ) -> tuple[SendOutcome | SMTPReplyError, _Plan | None]:
         """Run one transaction; return its outcome or the server's refusal.
 
         ``opened`` says the opening flight was already written behind the
-        previous message. ``chain`` supplies the next message, whose opening
+        previous message. ``feed`` supplies the next message, whose opening
         is then written in the same flight as this one's end of data (RFC
         2920 3.1); it comes back as the second value. Connection-level
         failures are raised: they end every later message too. Whatever
         happens, what the plan's body source opened (a file) is closed.
         """
         try:
-            return await self._transaction(plan, opened, chain)
+            return await self._transaction(plan, opened, feed)
         finally:
             await _release(plan)
 
     async def _transaction(
-        self, plan: _Plan, opened: bool, chain: _Chain | None
+        self, plan: _Plan, opened: bool, feed: _Feed | None
     ) -> tuple[SendOutcome | SMTPReplyError, _Plan | None]:
         session = self._session
         pipelining = self.capabilities.pipelining
         if not pipelining:
-            chain = None
+            feed = None
         one_shot = self._one_shot(plan)
         following: _Plan | None = None
         if self._reset_due and not opened:
             await self._ensure_ready(force=True)
         if pipelining and not opened:
             wire = self._opening(plan)
-            if one_shot and chain is not None:
-                following = chain()
+            if one_shot and feed is not None:
+                following = feed.next()
                 if following is not None:
                     wire += self._opening(following, behind_bdat=True)
             await self._write(wire, final=one_shot)
         elif opened and one_shot:
             self._awaiting_final = True  # its only chunk left with the previous flight
-            if chain is not None:
-                following = chain()
+            if feed is not None:
+                following = feed.next()
                 if following is not None:
                     await self._write(self._opening(following, behind_bdat=True))
+        if one_shot and feed is not None:
+            feed.waiting()
 
         if pipelining:
             if self._session.awaiting[:1] == (SmtpOp.RSET,):
@@ -951,11 +1009,11 @@ class SMTPClient:
             if data_reply.code != 354:
                 await self._ensure_ready()
                 return SMTPReplyError(data_reply, SmtpOp.DATA), None
-            following = await self._send_data_body(plan, chain)
+            following = await self._send_data_body(plan, feed)
             final = await self._final_replies(SmtpOp.DATA_END, following)
         return self._conclude(plan, mail_reply, accepted, rejected, final), following
 
-    async def _send_data_body(self, plan: _Plan, chain: _Chain | None) -> _Plan | None:
+    async def _send_data_body(self, plan: _Plan, feed: _Feed | None) -> _Plan | None:
         """Write the DATA body and its end, with the next message's opening behind it."""
         session = self._session
         if self._observed():
@@ -978,12 +1036,14 @@ class SMTPClient:
                 await self._abort()
                 raise
             wire = session.end_body()
-        following = chain() if chain is not None else None
+        following = feed.next() if feed is not None else None
         if following is not None:
             wire += self._opening(following)
         await self._write(wire, final=True)
         if plan.payload is not None:
             report_progress(plan.progress, len(plan.payload), len(plan.payload))
+        if feed is not None:
+            feed.waiting()
         return following
 
     async def _send_chunks(self, plan: _Plan) -> list[Response]:

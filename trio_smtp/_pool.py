@@ -18,7 +18,9 @@ How it fits together (modelled on httpcore's connection pool):
 - Every message taken by a connection is concluded exactly once, from a
   synchronous callback, also when the connection fails or the task is
   cancelled; a connection whose protocol state is not provably clean
-  afterwards is closed, never reused.
+  afterwards is closed, never reused. The one message a connection plans
+  ahead while a reply travels, if a failure means it never starts, is given
+  back to the front of the queue uncharged instead.
 """
 
 from __future__ import annotations
@@ -688,6 +690,20 @@ class SMTPPool:
         conn.taken += 1
         return item
 
+    def _give_back(self, conn: _Connection, item: _Item) -> None:
+        """Undo the take of a message that never started (it was only planned ahead)."""
+        item.attempts -= 1
+        conn.taken -= 1
+        if item.job.cancelled or self._failure is not None or self._closed:
+            # What _drop_pending would have made of it, had it stayed queued.
+            if item.attempts > 0:
+                self._finish(item, DeliveryStatus.DEFERRED, error=item.last_error, peer=conn.peer)
+            else:
+                self._finish(item, DeliveryStatus.NOT_SENT, error=self._failure, peer=conn.peer)
+            return
+        # Its place was the front of the queue: it was next.
+        self._enqueue(item, front=True)
+
     def _conclude(self, conn: _Connection, item: _Item, result: SendOutcome | SMTPError) -> None:
         """Turn one transaction's result into a delivery, or a retry."""
         client = conn.client
@@ -856,7 +872,10 @@ class SMTPPool:
         def conclude(number: int, result: SendOutcome | SMTPError) -> None:
             self._conclude(conn, taken[number], result)
 
-        return await client._send_stream(take, conclude)
+        def give_back(number: int) -> None:
+            self._give_back(conn, taken[number])
+
+        return await client._send_stream(take, conclude, give_back)
 
     def _emit(self, kind: str, peer: str, **details: str | int | bool | None) -> None:
         if self._audit is not None:

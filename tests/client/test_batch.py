@@ -302,3 +302,104 @@ async def test_a_refused_bdat_last_cannot_leak_into_the_next_transaction(chained
         (("r1@example.org",), b"body 1\r\n"),
         (("r2@example.org",), b"body 2\r\n"),
     ]
+
+
+async def test_a_refused_chunk_leaves_the_message_planned_ahead_to_be_sent() -> None:
+    """Message 2 is planned while message 0's reply travels. When message 1's
+    first chunk is refused, the connection is reset and still clean (nothing
+    of message 2 was written), so message 2 goes out on it."""
+    from trio_smtp.testing import open_test_server, reply_override
+
+    big = b"x" * 70 + b"\r\n"
+    messages = [
+        message(0),
+        Message("a@example.com", ["b@example.org"], big * 20_000, key=1),
+        message(2),
+    ]
+    with trio.fail_after(10):
+        async with (
+            open_test_server(
+                faults=reply_override("BDAT", "554 5.6.0 chunk refused", stage="bdat")
+            ) as server,
+            trio_smtp.open_smtp(server.host, server.port, tls=trio_smtp.PLAINTEXT) as smtp,
+        ):
+            results = await smtp.send_batch(messages)
+            assert not smtp.is_closed
+            assert smtp.state is not trio_smtp.SessionState.BROKEN
+    assert isinstance(results[0], SendOutcome)
+    assert isinstance(results[1], SMTPReplyError)
+    assert results[1].reply.code == 554
+    assert isinstance(results[2], SendOutcome)
+    assert [m.data for m in server.messages] == [b"body 0\r\n", b"body 2\r\n"]
+
+
+class _Recorder(trio.abc.Stream):
+    """Wraps a stream, logging each write and each read that returned data."""
+
+    def __init__(self, inner: trio.abc.Stream, log: list[str]) -> None:
+        self.inner = inner
+        self.log = log
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self.inner.send_all(data)
+        self.log.append("write")
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        data = await self.inner.receive_some(max_bytes)
+        self.log.append("read")
+        return data
+
+    async def send_eof(self) -> None:
+        await self.inner.send_eof()
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.inner.wait_send_all_might_not_block()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+@pytest.mark.parametrize("chunking", [False, True])
+async def test_planning_and_reporting_wait_for_the_next_write(chunking: bool) -> None:
+    """Between a reply flight and the write it allows, the stream neither
+    plans a message nor reports a result: both happen after the write, while
+    the next replies travel (the pool's throughput at high latency depends
+    on that short path)."""
+    from trio_smtp.testing import open_test_server
+
+    log: list[str] = []
+    extensions = ["PIPELINING", "SIZE"] + (["CHUNKING"] if chunking else [])
+    count = 12
+    pending = iter(message(number) for number in range(count))
+
+    def take() -> Message | None:
+        taken = next(pending, None)
+        log.append("take" if taken is not None else "none left")
+        return taken
+
+    def conclude(number: int, result: object) -> None:
+        assert isinstance(result, SendOutcome), result
+        log.append(f"conclude {number}")
+
+    def give_back(number: int) -> None:
+        raise AssertionError(f"message {number} given back, yet nothing failed")
+
+    with trio.fail_after(10):
+        async with open_test_server(extensions=extensions) as server:
+            stream = await trio.open_tcp_stream(server.host, server.port)
+            smtp = await trio_smtp.SMTPClient.from_stream(
+                _Recorder(stream, log), tls=trio_smtp.PLAINTEXT
+            )
+            async with smtp:
+                log.clear()
+                assert await smtp._send_stream(take, conclude, give_back)
+    reports = [entry for entry in log if entry.startswith("conclude")]
+    assert reports == [f"conclude {number}" for number in range(count)]
+    assert len(server.messages) == count
+    # From the first report until the input runs dry (a dry input is asked
+    # again when a message could be chained, as more may have come), every
+    # reply flight is followed by more reading or by the write it allows.
+    steady = log[log.index("conclude 0") : log.index("none left")]
+    assert steady.count("read") >= 4, " ".join(log)
+    after_read = [steady[i + 1] for i in range(len(steady) - 1) if steady[i] == "read"]
+    assert set(after_read) <= {"read", "write"}, " ".join(log)

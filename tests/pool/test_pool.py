@@ -514,3 +514,28 @@ async def test_a_body_stream_cut_off_by_cancellation_is_closed() -> None:
                 await pool.send_mail(SENDER, RECIPIENT, body())
         assert closed.is_set()
         nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("extensions", [["PIPELINING"], ["PIPELINING", "CHUNKING"]])
+async def test_a_message_planned_ahead_of_a_lost_connection_is_not_charged_an_attempt(
+    extensions: list[str],
+) -> None:
+    """While message 0's reply travels, message 2 is planned (message 1 rode
+    behind message 0's end of data). The connection drops: 0 is UNKNOWN,
+    1 was chained and, with one attempt allowed, is DEFERRED; 2 never
+    started, so it goes back to the queue uncharged and is delivered."""
+    messages = make_messages(5, mixed=False)
+    async with open_test_server(extensions=extensions, faults=drop_at("data_end")) as server:
+        with trio.fail_after(10):
+            async with open_pool(tcp_connect(server), max_connections=1, max_attempts=1) as pool:
+                got = [d async for d in pool.send_all(messages)]
+    check_accounting(messages, got, server, max_attempts=1)
+    status = {d.key: d.status for d in got}
+    assert status["m0"] is DeliveryStatus.UNKNOWN
+    # Through DATA message 1's end of data never left; with BDAT its only
+    # chunk rode whole behind message 0.
+    chunked = "CHUNKING" in extensions
+    assert status["m1"] is (DeliveryStatus.UNKNOWN if chunked else DeliveryStatus.DEFERRED)
+    assert status["m2"] is DeliveryStatus.DELIVERED
+    assert {d.key: d.attempts for d in got}["m2"] == 1
+    assert status["m3"] is status["m4"] is DeliveryStatus.DELIVERED
