@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import re
 
 import pytest
@@ -204,3 +206,64 @@ def test_sasl_parsers() -> None:
         b"n,,\x01auth=Bearer t\x01auth=Bearer t\x01\x01",
     ]:
         assert _wire.parse_oauthbearer(bad) is None, bad
+
+
+def bare_reference(data: bytes) -> bool:
+    return re.search(rb"\r(?!\n)|(?<!\r)\n", data) is not None
+
+
+# Mostly CR, LF and CRLF, so bare and non-bare ones meet at every chunk edge.
+newline_heavy = st.lists(
+    st.sampled_from([b"\r", b"\n", b"\r\n", b"\r\n", b"\n\r", b"a", b"\r\r\n", b"\r\n\n"]),
+    max_size=25,
+).map(b"".join)
+
+
+def cut_at(data: bytes, cuts: list[int]) -> list[bytes]:
+    bounds = [0, *sorted(set(cuts)), len(data)]
+    return [data[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+@settings(max_examples=500, deadline=None)
+@given(data=newline_heavy | st.binary(max_size=40), draw=st.data())
+def test_bare_newline_detector_whatever_the_chunking(data: bytes, draw: st.DataObject) -> None:
+    cuts = draw.draw(st.lists(st.integers(0, len(data)), max_size=10))
+    for pieces in (cut_at(data, cuts), [bytes([octet]) for octet in data], [data]):
+        detector = _wire.BareNewlineDetector()
+        for piece in pieces:
+            detector.feed(piece)
+        detector.finish()
+        assert detector.seen == bare_reference(data), pieces
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=bodies | newline_heavy, trailer=st.binary(max_size=10))
+def test_data_reader_one_octet_at_a_time_whatever_the_body(body: bytes, trailer: bytes) -> None:
+    wire = stuff(body) + trailer
+    kept = _wire.DataReader(limit=10_000)
+    hashed = _wire.DataReader(limit=10_000, keep=False)
+    rests = []
+    for reader in (kept, hashed):
+        rest = feed_in_pieces(reader, wire, list(range(len(wire))))
+        assert reader.done
+        assert reader.size == len(canonical(body))
+        assert reader.bare.seen == bare_reference(canonical(body))
+        rests.append(rest)
+    assert rests == [trailer, trailer]
+    assert bytes(kept.data) == canonical(body)
+    assert hashed.hexdigest() == hashlib.sha256(canonical(body)).hexdigest()
+
+
+def test_bare_newline_detector_on_every_short_input_and_cut() -> None:
+    # Exhaustive where edge cases live: every string of up to 6 octets over
+    # CR, LF and one other octet, cut every possible way.
+    for length in range(7):
+        for data in map(bytes, itertools.product(b"\r\na", repeat=length)):
+            expected = bare_reference(data)
+            for mask in range(1 << max(length - 1, 0)):
+                cuts = [i + 1 for i in range(length - 1) if mask >> i & 1]
+                detector = _wire.BareNewlineDetector()
+                for piece in cut_at(data, cuts):
+                    detector.feed(piece)
+                detector.finish()
+                assert detector.seen == expected, cut_at(data, cuts)

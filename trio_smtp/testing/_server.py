@@ -526,10 +526,17 @@ class _Session:
 
     # ---- input --------------------------------------------------------
 
-    async def fill(self) -> bool:
-        """Flush owed replies, then wait for more input; False at end of stream."""
+    async def receive(self) -> bytes:
+        """Flush owed replies, then wait for more input; b"" at end of stream."""
         await self.flush()
         data = await self.stream.receive_some(RECEIVE_SIZE)
+        # Sinks get bytes, as they did when all input went through ``buf``;
+        # sockets already give bytes, so only other streams pay for a copy.
+        return data if isinstance(data, bytes) else bytes(data)
+
+    async def fill(self) -> bool:
+        """Like `receive`, appending the input to ``buf``; False at end of stream."""
+        data = await self.receive()
         if not data:
             return False
         self.buf += data
@@ -563,13 +570,27 @@ class _Session:
 
     async def consume(self, n: int, sink: Callable[[bytes], None]) -> None:
         """Pass exactly ``n`` octets of input to ``sink`` (a BDAT chunk)."""
+        if n and self.buf:
+            if n >= len(self.buf):
+                piece = bytes(self.buf)
+                self.buf.clear()
+            else:
+                with memoryview(self.buf) as view:
+                    piece = bytes(view[:n])
+                del self.buf[:n]
+            sink(piece)
+            n -= len(piece)
         while n:
-            if not self.buf and not await self.fill():
+            # Input goes to the sink as received: through ``buf`` it would be
+            # copied twice more, a large share of the cost of a big chunk.
+            data = await self.receive()
+            if not data:
                 raise _EndSession
-            take = min(n, len(self.buf))
-            sink(bytes(self.buf[:take]))
-            del self.buf[:take]
-            n -= take
+            if len(data) > n:
+                self.buf += memoryview(data)[n:]
+                data = data[:n]
+            sink(data)
+            n -= len(data)
 
     # ---- faults and bookkeeping ----------------------------------------
 
@@ -981,18 +1002,20 @@ class _Session:
         self.reply(354, None, "End data with <CR><LF>.<CR><LF>")
         reader = _wire.DataReader(self.config.max_size, keep=self.config.keep_bodies)
         raw = bytearray()
+        chunk = bytes(self.buf)
+        self.buf.clear()
         while True:
-            if self.buf:
-                chunk = bytes(self.buf)
-                self.buf.clear()
+            if chunk:
                 rest = reader.feed(chunk)
-                used = chunk if rest is None else chunk[: len(chunk) - len(rest)]
                 if len(raw) < TRANSCRIPT_DATA_LIMIT:
-                    raw += used[: TRANSCRIPT_DATA_LIMIT - len(raw)]
+                    used = len(chunk) if rest is None else len(chunk) - len(rest)
+                    raw += memoryview(chunk)[: min(used, TRANSCRIPT_DATA_LIMIT - len(raw))]
                 if rest is not None:
                     self.buf += rest
                     break
-            if not await self.fill():
+            # As received, not through ``buf``, which would copy it twice more.
+            chunk = await self.receive()
+            if not chunk:
                 raise _EndSession  # the client left mid-message: nothing to record
         self.transcript.append(("C", bytes(raw)))
         if reader.bare.seen:
@@ -1047,7 +1070,7 @@ class _Session:
             if not binary:
                 txn.chunk_bare.feed(piece)
             if len(txn.chunk_raw) < TRANSCRIPT_DATA_LIMIT:
-                txn.chunk_raw.extend(piece[: TRANSCRIPT_DATA_LIMIT - len(txn.chunk_raw)])
+                txn.chunk_raw += memoryview(piece)[: TRANSCRIPT_DATA_LIMIT - len(txn.chunk_raw)]
 
         txn.chunk_raw = bytearray()
         await self.consume(size, sink)

@@ -267,6 +267,9 @@ def is_notify(value: str) -> bool:
     return len(set(items)) == len(items) and set(items) <= {"SUCCESS", "FAILURE", "DELAY"}
 
 
+_CRLF_DOT = re.compile(rb"\r\n\.")
+
+
 class DataReader:
     """Incremental DATA reader: finds CRLF.CRLF across chunk boundaries and un-stuffs.
 
@@ -318,17 +321,20 @@ class DataReader:
         """Consume ``data``; return None while more is needed, else what followed the end."""
         if self.done:
             raise RuntimeError("DataReader already finished")
-        buf = self._carry + data
+        # Most pieces arrive with nothing carried: concatenating would copy them.
+        buf = self._carry + data if self._carry else data
         self._carry = b""
         pos = 0
         while True:
-            j = buf.find(b"\r\n.", pos)
-            if j == -1:
+            # re finds this literal about half again as fast as bytes.find.
+            found = _CRLF_DOT.search(buf, pos)
+            if found is None:
                 keep = 2 if buf.endswith(b"\r\n") else 1 if buf.endswith(b"\r") else 0
                 keep = min(keep, len(buf) - pos)
                 self._emit(buf[pos : len(buf) - keep])
                 self._carry = buf[len(buf) - keep :]
                 return None
+            j = found.start()
             tail = buf[j : j + 5]
             if len(tail) < 5 and b"\r\n.\r\n".startswith(tail):
                 # Maybe the end marker, maybe not: wait for more octets.
@@ -344,6 +350,12 @@ class DataReader:
             pos = j + 3  # drop the stuffed dot
 
 
+_CR = 0x0D
+_LF = 0x0A
+_CR_NOT_LF = re.compile(rb"\r[^\n]")
+_LF_NOT_AFTER_CR = re.compile(rb"\n(?<!\r\n)")
+
+
 class BareNewlineDetector:
     """Notices any CR not followed by LF, or LF not preceded by CR, across chunks."""
 
@@ -354,13 +366,23 @@ class BareNewlineDetector:
     def feed(self, chunk: bytes) -> None:
         if not chunk or self.seen:
             return
+        start = 0
         if self._cr_pending:
-            chunk = b"\r" + chunk
-        self._cr_pending = chunk.endswith(b"\r")
-        if self._cr_pending:
-            chunk = chunk[:-1]
-        rest = chunk.replace(b"\r\n", b"")
-        if b"\r" in rest or b"\n" in rest:
+            if chunk[0] != _LF:
+                self.seen = True
+                return
+            start = 1
+        # A CR at the very end matches neither search: the next chunk decides.
+        self._cr_pending = chunk[-1] == _CR
+        # Two searches rather than deleting every CRLF, which copied the
+        # chunk and was the server's costliest step per body octet. Each
+        # starts with a literal, so re skips to the next CR or LF quickly;
+        # one alternation of both would try every position. The lookbehind
+        # sees the octet before ``start``: an LF there is no CR.
+        if (
+            _CR_NOT_LF.search(chunk, start) is not None
+            or _LF_NOT_AFTER_CR.search(chunk, start) is not None
+        ):
             self.seen = True
 
     def finish(self) -> None:
