@@ -135,6 +135,9 @@ BDAT_CHUNK_SIZE = 1024 * 1024
 #: BDAT chunks sent ahead of their replies: enough to keep the pipe full,
 #: few enough that unread replies never fill the server's send buffer.
 BDAT_WINDOW = 2
+#: A BDAT chunk smaller than this is joined to its command line for one
+#: write; a larger one is written piece by piece behind it, uncopied.
+_JOIN_BELOW = 64 * 1024
 
 
 _NO_MAIL_PARAMS = MailParams()
@@ -715,6 +718,15 @@ class SMTPClient:
                         conclude(number, result)
                         current, opened = feed.next(), False
                 return True
+            except BaseException:
+                # Raised by the caller's input or callbacks, between the
+                # exchanges that abort for themselves: with replies due or
+                # a transaction open, the connection's state is unknown.
+                if not self.is_closed and (
+                    self._session.awaiting or self._session.state is not SessionState.READY
+                ):
+                    await self._abort()
+                raise
             finally:
                 settle()
                 # Whatever ended the stream, every taken message gets its one
@@ -1057,15 +1069,24 @@ class SMTPClient:
         reader = _ChunkReader(plan)
         try:
             while (item := await reader.next()) is not None:
-                chunk, last = item
+                pieces, size, last = item
                 if unanswered >= BDAT_WINDOW:
                     reply = (await self._response()).reply
                     unanswered -= 1
                     if not reply.is_positive:
                         failure = reply
                         break
-                await self._write(session.send_chunk(chunk, last=last), final=last)
-                self._log_chunk(len(chunk), last=last)
+                header = session.send_chunk_header(size, last=last)
+                if size <= _JOIN_BELOW:
+                    await self._write(header + b"".join(pieces), final=last)
+                else:
+                    # Only the whole chunk makes the end of data: a failure
+                    # between its pieces leaves the message undelivered.
+                    await self._write(header)
+                    for piece in pieces[:-1]:
+                        await self._write(piece)
+                    await self._write(pieces[-1], final=last)
+                self._log_chunk(size, last=last)
                 report_progress(plan.progress, reader.sent, plan.total)
                 if last:
                     last_written = True
@@ -1280,7 +1301,7 @@ class SMTPClient:
         await self._write(wire)
         return await self._response()
 
-    async def _write(self, data: bytes, *, final: bool = False) -> None:
+    async def _write(self, data: bytes | memoryview, *, final: bool = False) -> None:
         try:
             await self._stream.send_all(data)
         except BaseException as exc:
@@ -1412,10 +1433,12 @@ def _server_closing(error: SMTPError) -> bool:
 class _ChunkReader:
     """The body in BDAT-sized chunks, each flagged with whether it is the last.
 
-    A stream is read ahead by one read, so that the final chunk can carry
-    LAST; chunks from a stream are joined once from whole reads, so their
-    sizes vary around BDAT_CHUNK_SIZE, and memory stays at about two chunks
-    whatever the body's size.
+    A chunk comes as the pieces it is made of (whole reads of a stream, or a
+    view of an in-memory body), never joined: they are written one after the
+    other behind the chunk's command line, which spares copying each
+    megabyte. A stream is read ahead by one read, so that the final chunk
+    can carry LAST; chunk sizes vary around BDAT_CHUNK_SIZE, and memory
+    stays at about two chunks whatever the body's size.
     """
 
     def __init__(self, plan: _Plan) -> None:
@@ -1430,16 +1453,17 @@ class _ChunkReader:
         self._eof = False
         self._done = False
 
-    async def next(self) -> tuple[bytes, bool] | None:
+    async def next(self) -> tuple[list[bytes | memoryview], int, bool] | None:
+        """The next chunk's pieces, its size, and whether it is the last; None after it."""
         if self._done:
             return None
         if self._payload is not None:
             start, end = self._offset, self._offset + BDAT_CHUNK_SIZE
             self._offset = end
             self._done = end >= len(self._payload)
-            chunk = bytes(self._payload[start:end])
-            self.sent += len(chunk)
-            return chunk, self._done
+            view = self._payload[start:end]
+            self.sent += len(view)
+            return [view], len(view), self._done
         assert self._stream is not None
         pieces = self._pieces
         normalizer = self._normalizer
@@ -1457,19 +1481,20 @@ class _ChunkReader:
             if piece:
                 pieces.append(piece)
                 self._held += len(piece)
+        chunk: list[bytes | memoryview]
         if self._eof:
-            chunk, self._pieces, self._held = b"".join(pieces), [], 0
+            chunk, self._pieces, self._held = list(pieces), [], 0
             self._done = True
         else:
             # The newest read stays behind: it proves more follows, so this
             # chunk is not the LAST.
             newest = pieces.pop()
-            chunk, self._pieces, self._held = b"".join(pieces), [newest], len(newest)
+            chunk, self._pieces, self._held = list(pieces), [newest], len(newest)
         # Progress counts the caller's octets; canonicalising may add some, so
         # what is still held back is an estimate until the end.
         consumed = self._stream.consumed
         self.sent = consumed if self._done else max(0, consumed - self._held)
-        return chunk, self._done
+        return chunk, sum(len(piece) for piece in chunk), self._done
 
 
 async def _release(plan: _Plan) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 import pytest
 import trio
@@ -349,9 +350,6 @@ class _Recorder(trio.abc.Stream):
         self.log.append("read")
         return data
 
-    async def send_eof(self) -> None:
-        await self.inner.send_eof()
-
     async def wait_send_all_might_not_block(self) -> None:
         await self.inner.wait_send_all_might_not_block()
 
@@ -403,3 +401,27 @@ async def test_planning_and_reporting_wait_for_the_next_write(chunking: bool) ->
     assert steady.count("read") >= 4, " ".join(log)
     after_read = [steady[i + 1] for i in range(len(steady) - 1) if steady[i] == "read"]
     assert set(after_read) <= {"read", "write"}, " ".join(log)
+
+
+async def test_an_input_that_raises_mid_batch_leaves_the_client_broken() -> None:
+    """The input's own error propagates; message 1's reply was still due, so
+    the connection is aborted rather than left with replies nobody reads."""
+
+    def messages() -> Iterator[Message]:
+        yield message(1)
+        yield message(2)
+        raise RuntimeError("the input broke")
+
+    async def server(peer: Peer) -> None:
+        await greet(peer)
+        await peer.expect(opening())
+        await peer.send(b"250 ok\r\n250 ok\r\n354 go\r\n")
+        await peer.expect(b"body 1\r\n.\r\n" + opening())
+        assert await peer.read_all_until_eof() == b""
+
+    with trio.fail_after(5):
+        async with scripted(server) as (smtp, _):
+            assert smtp is not None
+            with pytest.raises(RuntimeError, match="the input broke"):
+                await smtp.send_batch(messages())
+            assert smtp.state is trio_smtp.SessionState.BROKEN

@@ -273,14 +273,23 @@ class ClientSession:
         The caller is responsible for ``data`` being what it wants on the
         wire: canonical CRLF text unless BODY=BINARYMIME was declared.
         """
-        command = Bdat(len(data), last=last)
+        return self.send_chunk_header(len(data), last=last) + bytes(data)
+
+    def send_chunk_header(self, size: int, *, last: bool) -> bytes:
+        """The ``BDAT size [LAST]`` line alone, for a chunk the caller writes itself.
+
+        Exactly ``size`` octets must follow it on the wire, as `send_chunk`
+        would have written them; this spares a large chunk the copy of
+        joining it to its command line.
+        """
+        command = Bdat(size, last=last)
         self._check_usable()
         self._check_legal(command)
         line = command.encode()
         transaction = self._sending
         self._project(command)
         self._pending.append(_Pending(SmtpOp.BDAT, command, transaction, fanout=last and self.lmtp))
-        return line + bytes(data)
+        return line
 
     def tls_established(self) -> None:
         """Tell the session that the TLS handshake after STARTTLS succeeded.
