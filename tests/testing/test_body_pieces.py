@@ -81,6 +81,17 @@ def check_cuts(draw: st.DataObject, wire: bytes) -> list[int]:
     return draw.draw(st.lists(st.integers(0, len(wire)), max_size=15))
 
 
+def check_recorded(server: TestServer, body: bytes, keep: bool) -> None:
+    """The one message the server recorded is ``body``, kept or hashed."""
+    [message] = server.messages
+    assert message.size == len(body)
+    if keep:
+        assert message.data == body
+    else:
+        assert message.sha256 == hashlib.sha256(body).hexdigest()
+    assert server.bare_newlines_seen == bare(body)
+
+
 @settings(max_examples=200, deadline=None)
 @given(chunks=st.lists(octets, min_size=1, max_size=5), keep=st.booleans(), draw=st.data())
 def test_bdat_chunks_whatever_the_reads(
@@ -94,13 +105,7 @@ def test_bdat_chunks_whatever_the_reads(
     wire += b"NOOP\r\nQUIT\r\n"
     server = serve(wire, check_cuts(draw, wire), keep_bodies=keep)
     body = b"".join(chunks)
-    [message] = server.messages
-    assert message.size == len(body)
-    if keep:
-        assert message.data == body
-    else:
-        assert message.sha256 == hashlib.sha256(body).hexdigest()
-    assert server.bare_newlines_seen == bare(body)
+    check_recorded(server, body, keep)
     client = [entry for side, entry in server.transcripts[0] if side == "C"]
     assert client[3:-2:2] == commands
     assert client[4:-2:2] == chunks
@@ -113,13 +118,7 @@ def test_data_whatever_the_reads(body: bytes, keep: bool, draw: st.DataObject) -
     body = body if not body or body.endswith(b"\r\n") else body + b"\r\n"
     wire = HEAD + b"DATA\r\n" + stuff(body) + b"NOOP\r\nQUIT\r\n"
     server = serve(wire, check_cuts(draw, wire), keep_bodies=keep)
-    [message] = server.messages
-    assert message.size == len(body)
-    if keep:
-        assert message.data == body
-    else:
-        assert message.sha256 == hashlib.sha256(body).hexdigest()
-    assert server.bare_newlines_seen == bare(body)
+    check_recorded(server, body, keep)
     client = [entry for side, entry in server.transcripts[0] if side == "C"]
     assert client[-3:] == [stuff(body), b"NOOP", b"QUIT"]
 
