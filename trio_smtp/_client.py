@@ -1448,7 +1448,7 @@ class _ChunkReader:
         self.sent = 0
         self._stream = plan.stream
         self._normalizer = None if plan.binary else NewlineNormalizer()
-        self._pieces: list[bytes] = []
+        self._pieces: list[bytes | memoryview] = []
         self._held = 0
         self._eof = False
         self._done = False
@@ -1481,20 +1481,19 @@ class _ChunkReader:
             if piece:
                 pieces.append(piece)
                 self._held += len(piece)
-        chunk: list[bytes | memoryview]
         if self._eof:
-            chunk, self._pieces, self._held = list(pieces), [], 0
+            size, self._pieces, self._held = self._held, [], 0
             self._done = True
         else:
             # The newest read stays behind: it proves more follows, so this
             # chunk is not the LAST.
             newest = pieces.pop()
-            chunk, self._pieces, self._held = list(pieces), [newest], len(newest)
+            size, self._pieces, self._held = self._held - len(newest), [newest], len(newest)
         # Progress counts the caller's octets; canonicalising may add some, so
         # what is still held back is an estimate until the end.
         consumed = self._stream.consumed
         self.sent = consumed if self._done else max(0, consumed - self._held)
-        return chunk, sum(len(piece) for piece in chunk), self._done
+        return pieces, size, self._done
 
 
 async def _release(plan: _Plan) -> None:
