@@ -30,21 +30,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import cProfile
 import email
 import email.policy
 import importlib.metadata
 import importlib.util
 import json
 import os
-import pstats
-import resource
 import smtplib
 import sys
-import time
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
+
+from _common import Timer
 
 CLIENTS = ("trio-smtp", "trio-smtp-batch", "smtplib", "aiosmtplib", "smtpproto")
 #: The other libraries, which the targets compare trio-smtp against.
@@ -126,42 +124,6 @@ class RunResult:
     cpu_seconds: float = 0.0
 
 
-class _Timer:
-    """Times (and optionally profiles) the measured loop only."""
-
-    def __init__(self, profile: str | None) -> None:
-        self.seconds = 0.0
-        self.cpu_seconds = 0.0
-        self._profile = profile
-        self._profiler: cProfile.Profile | None = None
-        self._start = 0.0
-        self._cpu_start = 0.0
-        self._usage_start = resource.getrusage(resource.RUSAGE_SELF)
-        self.user_seconds = 0.0
-        self.system_seconds = 0.0
-
-    def start(self) -> None:
-        if self._profile is not None:
-            self._profiler = cProfile.Profile()
-            self._profiler.enable()
-        self._cpu_start = time.process_time()
-        self._usage_start = resource.getrusage(resource.RUSAGE_SELF)
-        self._start = time.perf_counter()
-
-    def stop(self) -> None:
-        self.seconds = time.perf_counter() - self._start
-        self.cpu_seconds = time.process_time() - self._cpu_start
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        self.user_seconds = usage.ru_utime - self._usage_start.ru_utime
-        self.system_seconds = usage.ru_stime - self._usage_start.ru_stime
-        if self._profiler is not None:
-            self._profiler.disable()
-            assert self._profile is not None
-            self._profiler.dump_stats(self._profile)
-            stats = pstats.Stats(self._profiler, stream=sys.stderr)
-            stats.sort_stats("tottime").print_stats(25)
-
-
 # -- trio-smtp -----------------------------------------------------------------
 
 
@@ -170,7 +132,7 @@ def run_trio_smtp(
     port: int,
     messages: int,
     warmup: int,
-    timer: _Timer,
+    timer: Timer,
     count_io: bool,
     batch: bool = False,
 ) -> RunResult:
@@ -257,7 +219,7 @@ def run_trio_smtp(
 # -- smtplib -------------------------------------------------------------------------
 
 
-def run_smtplib(host: str, port: int, messages: int, warmup: int, timer: _Timer) -> RunResult:
+def run_smtplib(host: str, port: int, messages: int, warmup: int, timer: Timer) -> RunResult:
     body = message_body()
     with smtplib.SMTP(host, port, local_hostname=EHLO_NAME) as smtp:
         smtp.ehlo()
@@ -279,7 +241,7 @@ def run_smtplib(host: str, port: int, messages: int, warmup: int, timer: _Timer)
 # -- aiosmtplib ---------------------------------------------------------------
 
 
-def run_aiosmtplib(host: str, port: int, messages: int, warmup: int, timer: _Timer) -> RunResult:
+def run_aiosmtplib(host: str, port: int, messages: int, warmup: int, timer: Timer) -> RunResult:
     import aiosmtplib  # type: ignore[import-not-found,unused-ignore]
 
     body = message_body()
@@ -309,7 +271,7 @@ def run_aiosmtplib(host: str, port: int, messages: int, warmup: int, timer: _Tim
 # -- smtpproto (anyio, on trio) ----------------------------------------------------
 
 
-def run_smtpproto(host: str, port: int, messages: int, warmup: int, timer: _Timer) -> RunResult:
+def run_smtpproto(host: str, port: int, messages: int, warmup: int, timer: Timer) -> RunResult:
     import anyio  # type: ignore[import-not-found,unused-ignore]
     from smtpproto.client import (  # type: ignore[import-not-found,unused-ignore]
         AsyncSMTPClient,
@@ -381,7 +343,7 @@ class _ReplyCounter:
         return True
 
 
-def run_bare_socket(host: str, port: int, messages: int, warmup: int, timer: _Timer) -> RunResult:
+def run_bare_socket(host: str, port: int, messages: int, warmup: int, timer: Timer) -> RunResult:
     import socket
 
     replies = _ReplyCounter()
@@ -412,7 +374,7 @@ def run_bare_socket(host: str, port: int, messages: int, warmup: int, timer: _Ti
     return RunResult("bare-socket", messages, timer.seconds, transfer)
 
 
-def run_bare_trio(host: str, port: int, messages: int, warmup: int, timer: _Timer) -> RunResult:
+def run_bare_trio(host: str, port: int, messages: int, warmup: int, timer: Timer) -> RunResult:
     import trio
 
     async def main() -> RunResult:
@@ -473,7 +435,7 @@ def run(
     profile: str | None = None,
 ) -> RunResult:
     """One run of ``client``: connect, warm up, time ``messages`` sequential sends."""
-    timer = _Timer(profile)
+    timer = Timer(profile)
     if client in ("trio-smtp", "trio-smtp-batch"):
         batch = client == "trio-smtp-batch"
         result = run_trio_smtp(host, port, messages, warmup, timer, count_io, batch)

@@ -77,6 +77,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import _peers
+from _common import read_reply
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -209,18 +210,6 @@ def _free_port() -> int:
         return port
 
 
-def _read_reply(file: IO[bytes]) -> bytes:
-    """One SMTP reply (all its lines) from a blocking socket file; b"" at EOF."""
-    lines = []
-    while True:
-        line = file.readline()
-        if not line:
-            return b""
-        lines.append(line)
-        if line[3:4] != b"-":
-            return b"".join(lines)
-
-
 # -- servers -------------------------------------------------------------------------
 
 
@@ -266,9 +255,9 @@ def _wait_for_greeting(host: str, port: int, timeout: float) -> bool:
         try:
             with socket.create_connection((host, port), timeout=2) as sock:
                 file = sock.makefile("rb")
-                greeting = _read_reply(file)
+                greeting = read_reply(file)
                 sock.sendall(b"QUIT\r\n")
-                _read_reply(file)
+                read_reply(file)
                 if greeting.startswith(b"220"):
                     return True
         except OSError:
@@ -396,17 +385,17 @@ def noop_ms(port: int, count: int = 10) -> list[float]:
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         file = sock.makefile("rb")
-        _read_reply(file)
+        read_reply(file)
         sock.sendall(b"EHLO rtt-check.example.com\r\n")
-        _read_reply(file)
+        read_reply(file)
         for _ in range(count):
             start = time.perf_counter()
             sock.sendall(b"NOOP\r\n")
-            if not _read_reply(file):
+            if not read_reply(file):
                 raise RuntimeError("the server closed the connection")
             times.append((time.perf_counter() - start) * 1000)
         sock.sendall(b"QUIT\r\n")
-        _read_reply(file)
+        read_reply(file)
     return times
 
 

@@ -69,12 +69,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import cProfile
 import hashlib
 import json
 import os
 import platform
-import pstats
 import random
 import resource
 import shlex
@@ -89,6 +87,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
+
+from _common import Timer, read_reply
 
 if TYPE_CHECKING:
     import client as harness
@@ -214,53 +214,14 @@ class Sent:
     reply: str
 
 
-class Stopwatch:
-    """Times (and optionally profiles) the send: from connecting to the final reply."""
-
-    def __init__(self, profile: str | None) -> None:
-        self.seconds = 0.0
-        self.cpu_seconds = 0.0
-        self._profile = profile
-        self._profiler: cProfile.Profile | None = None
-        self._start = 0.0
-        self._cpu_start = 0.0
-
-    def start(self) -> None:
-        if self._profile:
-            self._profiler = cProfile.Profile()
-            self._profiler.enable()
-        self._cpu_start = time.process_time()
-        self._start = time.perf_counter()
-
-    def stop(self) -> None:
-        self.seconds = time.perf_counter() - self._start
-        # All threads' CPU: trio's file reads run in worker threads.
-        self.cpu_seconds = time.process_time() - self._cpu_start
-        if self._profiler is not None and self._profile:
-            self._profiler.disable()
-            self._profiler.dump_stats(self._profile)
-            stats = pstats.Stats(self._profiler, stream=sys.stderr)
-            stats.sort_stats("tottime").print_stats(25)
-
-
-def _read_reply(file: IO[bytes]) -> bytes:
-    """One SMTP reply (all its lines) from a blocking socket file; b"" at EOF."""
-    lines = []
-    while line := file.readline():
-        lines.append(line)
-        if line[3:4] != b"-":
-            break
-    return b"".join(lines)
-
-
 def _expect(file: IO[bytes], code: int) -> str:
-    reply = _read_reply(file)
+    reply = read_reply(file)
     if not reply.startswith(str(code).encode()):
         raise RuntimeError(f"expected {code}, got {reply!r}")
     return reply.decode("ascii", "replace").strip().splitlines()[-1]
 
 
-def run_raw_socket(host: str, port: int, message: Path, transfer: str, watch: Stopwatch) -> Sent:
+def run_raw_socket(host: str, port: int, message: Path, transfer: str, watch: Timer) -> Sent:
     """The ceiling: the message's wire octets from memory through a blocking socket."""
     data = message.read_bytes()
     octets = len(data)
@@ -295,7 +256,7 @@ def run_raw_socket(host: str, port: int, message: Path, transfer: str, watch: St
         reply = _expect(file, 250)
         watch.stop()
         sock.sendall(b"QUIT\r\n")
-        _read_reply(file)
+        read_reply(file)
     return Sent(watch.seconds, octets, reply)
 
 
@@ -306,7 +267,7 @@ def run_trio_smtp(
     transfer: str,
     message: Path,
     attachment: Path,
-    watch: Stopwatch,
+    watch: Timer,
 ) -> Sent:
     """trio-smtp, streaming a composed message (``source="compose"``) or message.eml."""
     import trio
@@ -339,7 +300,7 @@ def run_trio_smtp(
     return trio.run(main)
 
 
-def run_smtplib(host: str, port: int, message: Path, watch: Stopwatch) -> Sent:
+def run_smtplib(host: str, port: int, message: Path, watch: Timer) -> Sent:
     """smtplib: the message in memory, then ``sendmail``."""
     import smtplib
 
@@ -355,7 +316,7 @@ def run_smtplib(host: str, port: int, message: Path, watch: Stopwatch) -> Sent:
     return Sent(watch.seconds, len(body), "250")
 
 
-def run_aiosmtplib(host: str, port: int, message: Path, watch: Stopwatch) -> Sent:
+def run_aiosmtplib(host: str, port: int, message: Path, watch: Timer) -> Sent:
     """aiosmtplib: the message in memory, then ``SMTP.sendmail``."""
     import asyncio
 
@@ -423,7 +384,7 @@ def run_worker(args: argparse.Namespace) -> int:
         print(json.dumps(record))
         return 2
     base_kib, _ = memory_kib()
-    watch = Stopwatch(args.profile)
+    watch = Timer(args.profile)
     message, attachment = Path(args.message), Path(args.attachment)
     try:
         if runner == "raw-socket":
