@@ -80,24 +80,14 @@ class Target:
         endpoint = endpoint or self.relay
         context = self.certificates.client_context if ssl_context is None else ssl_context
         mode = endpoint.tls if tls is None else tls
-        if self.lmtp:
-            if endpoint.path is not None:
-                opened = trio_smtp.open_lmtp(
-                    path=str(endpoint.path), tls=mode, local_hostname=CLIENT_NAME
-                )
-            else:
-                assert endpoint.port is not None
-                opened = trio_smtp.open_lmtp(
-                    "127.0.0.1",
-                    endpoint.port,
-                    tls=mode,
-                    ssl_context=context,
-                    server_hostname=server_hostname,
-                    local_hostname=CLIENT_NAME,
-                )
+        if self.lmtp and endpoint.path is not None:
+            opened = trio_smtp.open_lmtp(
+                path=str(endpoint.path), tls=mode, local_hostname=CLIENT_NAME
+            )
         else:
             assert endpoint.port is not None
-            opened = trio_smtp.open_smtp(
+            open_tcp = trio_smtp.open_lmtp if self.lmtp else trio_smtp.open_smtp
+            opened = open_tcp(
                 "127.0.0.1",
                 endpoint.port,
                 tls=mode,
