@@ -998,7 +998,9 @@ class SMTPClient:
 
         if one_shot:
             final = await self._final_replies(SmtpOp.BDAT, following)
-            return self._conclude(plan, mail_reply, accepted, rejected, final), following
+            assert plan.payload is not None
+            outcome = self._conclude(plan, mail_reply, accepted, rejected, final, len(plan.payload))
+            return outcome, following
 
         refusal = _envelope_refusal(mail_reply, accepted, rejected)
         if refusal is not None:
@@ -1012,7 +1014,7 @@ class SMTPClient:
             return refusal, None
 
         if plan.use_bdat:
-            final = await self._send_chunks(plan)
+            final, size = await self._send_chunks(plan)
         else:
             if pipelining:
                 data_reply = (await self._response()).reply
@@ -1021,12 +1023,15 @@ class SMTPClient:
             if data_reply.code != 354:
                 await self._ensure_ready()
                 return SMTPReplyError(data_reply, SmtpOp.DATA), None
-            following = await self._send_data_body(plan, feed)
+            following, size = await self._send_data_body(plan, feed)
             final = await self._final_replies(SmtpOp.DATA_END, following)
-        return self._conclude(plan, mail_reply, accepted, rejected, final), following
+        return self._conclude(plan, mail_reply, accepted, rejected, final, size), following
 
-    async def _send_data_body(self, plan: _Plan, feed: _Feed | None) -> _Plan | None:
-        """Write the DATA body and its end, with the next message's opening behind it."""
+    async def _send_data_body(self, plan: _Plan, feed: _Feed | None) -> tuple[_Plan | None, int]:
+        """Write the DATA body and its end, with the next message's opening behind it.
+
+        Returns the next message's plan, and the body's size (RFC 1870).
+        """
         session = self._session
         if self._observed():
             self._emit("data", transfer="DATA", size=len(plan.payload) if plan.payload else None)
@@ -1048,6 +1053,7 @@ class SMTPClient:
                 await self._abort()
                 raise
             wire = session.end_body()
+        size = session.body_octets
         following = feed.next() if feed is not None else None
         if following is not None:
             wire += self._opening(following)
@@ -1056,11 +1062,15 @@ class SMTPClient:
             report_progress(plan.progress, len(plan.payload), len(plan.payload))
         if feed is not None:
             feed.waiting()
-        return following
+        return following, size
 
-    async def _send_chunks(self, plan: _Plan) -> list[Response]:
-        """Send the body as BDAT chunks, keeping at most BDAT_WINDOW unanswered."""
+    async def _send_chunks(self, plan: _Plan) -> tuple[list[Response], int]:
+        """Send the body as BDAT chunks, keeping at most BDAT_WINDOW unanswered.
+
+        Returns the final replies and the body's size, the sum of its chunks.
+        """
         session = self._session
+        size_sent = 0
         if self._observed():
             self._emit("data", transfer="BDAT", size=len(plan.payload) if plan.payload else None)
         unanswered = 0
@@ -1087,6 +1097,7 @@ class SMTPClient:
                         await self._write(piece)
                     await self._write(pieces[-1], final=last)
                 self._log_chunk(size, last=last)
+                size_sent += size
                 report_progress(plan.progress, reader.sent, plan.total)
                 if last:
                     last_written = True
@@ -1110,7 +1121,7 @@ class SMTPClient:
             # RSET makes sure the server agrees.
             await self._ensure_ready(force=True)
             raise SMTPReplyError(failure, SmtpOp.BDAT)
-        return await self._final_replies(SmtpOp.BDAT, None)
+        return await self._final_replies(SmtpOp.BDAT, None), size_sent
 
     async def _final_replies(self, op: SmtpOp, following: _Plan | None) -> list[Response]:
         """The reply to the end of data: one, or one per recipient in LMTP.
@@ -1163,8 +1174,8 @@ class SMTPClient:
         accepted: dict[str, Reply],
         rejected: dict[str, Reply],
         final: list[Response],
+        size: int,
     ) -> SendOutcome | SMTPReplyError:
-        size = len(plan.payload) if plan.payload is not None else (plan.mail.params.size or 0)
         transfer: Literal["DATA", "BDAT"] = "BDAT" if plan.use_bdat else "DATA"
         last = final[-1].reply
         refusal = _envelope_refusal(mail_reply, accepted, rejected)

@@ -48,10 +48,10 @@ class SendOutcome:
     partial rejection is not an error); ``reply`` is the final reply to the
     end of data; ``queue_id`` is read from it when the server names one.
     ``tls`` records whether the message travelled over TLS (SECURITY 9);
-    ``transfer`` says whether DATA or BDAT carried it; ``size`` is the size
-    of an in-memory body after newline normalisation (before dot-stuffing),
-    and for a stream body the SIZE declared in ``mail_params``, or 0 when
-    none was.
+    ``transfer`` says whether DATA or BDAT carried it; ``size`` is the
+    body's size as sent, after newline normalisation and before
+    dot-stuffing (the message size of RFC 1870), for in-memory and streamed
+    bodies alike.
     """
 
     accepted: Mapping[str, Reply]

@@ -128,9 +128,33 @@ async def test_an_async_iterable_arrives_whole_for_any_split(transfer: Transfer,
             open_test_server() as server,
             trio_smtp.open_smtp(server.host, server.port, tls=trio_smtp.PLAINTEXT) as smtp,
         ):
-            await smtp.send_mail(SENDER, [RECIPIENT], chunks_of(body, sizes), transfer=transfer)
+            outcome = await smtp.send_mail(
+                SENDER, [RECIPIENT], chunks_of(body, sizes), transfer=transfer
+            )
     (received,) = server.messages
     assert received.data == body
+    assert outcome.size == len(body)
+
+
+@pytest.mark.parametrize("transfer", TRANSFERS)
+async def test_a_streamed_body_reports_its_canonical_size(transfer: Transfer) -> None:
+    # No SIZE declared (length unknown), bare LF to normalise, no final line
+    # end, and lines starting with "." for DATA to stuff: the outcome's size
+    # is what the server stored, not the caller's octets nor the wire's.
+    body = b"Subject: sized\n\n.one\n..two\nthree"
+    with trio.fail_after(10):
+        async with (
+            open_test_server() as server,
+            trio_smtp.open_smtp(server.host, server.port, tls=trio_smtp.PLAINTEXT) as smtp,
+        ):
+            outcome = await smtp.send_mail(
+                SENDER, [RECIPIENT], chunks_of(body, [3, 1, 7]), transfer=transfer
+            )
+    (received,) = server.messages
+    assert size_option(received.mail_options) is None
+    expected = body.replace(b"\n", b"\r\n") + (b"\r\n" if transfer == "data" else b"")
+    assert received.data == expected
+    assert outcome.size == len(expected)
 
 
 @settings(max_examples=200, deadline=None)

@@ -235,6 +235,22 @@ def test_byte_counters(case: tuple[bytes, list[bytes]]) -> None:
     assert stuffer.bytes_in == len(data)
 
 
+@PROPERTY
+@given(chunked(text_bodies))
+def test_octets_count_the_canonical_body_without_stuffing(case: tuple[bytes, list[bytes]]) -> None:
+    # RFC 1870's message size: the canonical body with its final CRLF, not
+    # the doubled dots nor the end-of-data marker.
+    data, chunks = case
+    stuffer, normalizer = DotStuffer(), NewlineNormalizer()
+    for chunk in chunks:
+        stuffer.feed(chunk)
+        normalizer.feed(chunk)
+    stuffer.finish()
+    normalizer.finish()
+    assert stuffer.octets == len(oracle_body(data))
+    assert normalizer.octets == normalizer.bytes_out == len(fix_eols(data))
+
+
 # What trio_smtp.mime vouches for: lines of the base64 alphabet joined by
 # CRLF, as a part's first chunk (no leading CRLF, possibly a leading "." to
 # exercise the edge check) or a later one (leading CRLF).
@@ -269,8 +285,10 @@ def test_feed_wire_safe_gives_what_feed_gives(chunks: list[tuple[bytes, bool]]) 
             got = trusting.feed_wire_safe(chunk) if safe else trusting.feed(chunk)
             assert got == expected
             assert (trusting.bytes_in, trusting.bytes_out) == (checked.bytes_in, checked.bytes_out)
+            assert trusting.octets == checked.octets
         assert trusting.finish() == checked.finish()
         assert trusting.bytes_out == checked.bytes_out
+        assert trusting.octets == checked.octets
 
 
 def test_feed_wire_safe_still_canonicalises_its_edges() -> None:

@@ -72,6 +72,7 @@ class _Canonicaliser:
         "_normalize",
         "bytes_in",
         "bytes_out",
+        "octets",
     )
 
     def __init__(self, *, normalize_newlines: bool = True, allow_nul: bool = False) -> None:
@@ -89,6 +90,9 @@ class _Canonicaliser:
         self.bytes_in = 0
         #: Octets produced so far.
         self.bytes_out = 0
+        #: Octets of the canonical body so far: the output without stuffed
+        #: dots or the end-of-data marker, the message size of RFC 1870.
+        self.octets = 0
 
     def _check_usable(self) -> None:
         if self._finished:
@@ -157,6 +161,7 @@ class _Canonicaliser:
                 body = data.replace(b"\n", b"\r\n")
                 hi = len(body)
         stuff = self._stuff
+        self.octets += len(prefix) + hi - lo
         if stuff and bol and lo < n and data[lo] == _DOT:
             prefix += b"."
 
@@ -190,6 +195,7 @@ class _Canonicaliser:
             return self.feed(data)
         self._check_usable()
         self.bytes_in += n
+        self.octets += n
         if self._stuff and self._at_bol and data[0] == _DOT:
             data = b"." + data
         self._at_bol = data[-1] == _LF
@@ -205,6 +211,7 @@ class _Canonicaliser:
             )
         self._held_cr = False
         self._at_bol = True
+        self.octets += 2
         return _CRLF
 
 
@@ -234,6 +241,7 @@ class DotStuffer(_Canonicaliser):
         out = self._finish_newline()
         if not self._at_bol:
             out += _CRLF
+            self.octets += 2
         out += _END_MARKER
         self._finished = True
         self.bytes_out += len(out)

@@ -220,6 +220,14 @@ class ClientSession:
         return tuple(pending.op for pending in self._pending)
 
     @property
+    def body_octets(self) -> int:
+        """Octets of the DATA body fed so far, canonical and before dot-stuffing.
+
+        RFC 1870's message size once `end_body` was called; 0 outside a body.
+        """
+        return self._stuffer.octets if self._stuffer is not None else 0
+
+    @property
     def accepted_recipients(self) -> tuple[ForwardPath, ...]:
         """Recipients the server accepted in the current transaction."""
         return tuple(self._current.accepted) if self._current is not None else ()
