@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from trio_smtp._core import reply as reply_module
 from trio_smtp._core.errors import SMTPProtocolError
 from trio_smtp._core.reply import (
     MAX_REPLY_LINE_OCTETS,
@@ -280,6 +281,44 @@ def test_every_chunking_gives_the_same_replies(
     assert [(reply.code, reply.lines) for reply in replies] == expected
     assert replies == parse_all(wire)
     assert not parser.pending
+
+
+@settings(max_examples=300)
+@given(reply_streams(), st.lists(st.integers(0, 10_000), max_size=20))
+def test_replies_are_the_same_whatever_lines_were_seen_before(
+    stream: tuple[bytes, list[tuple[int, tuple[bytes, ...]]]], cuts: list[int]
+) -> None:
+    # Lines seen before come from a cache: a cold and a warm parse agree on
+    # everything, the enhanced code included (it is left out of ==).
+    wire, _ = stream
+    reply_module._SEEN_LINES.clear()
+    cold = parse_all(wire)
+    warm: list[Reply] = []
+    parser = ReplyParser()
+    for piece in split_at(wire, cuts):
+        warm += parser.feed(piece)
+    assert [(r.code, r.lines, r.enhanced) for r in warm] == [
+        (r.code, r.lines, r.enhanced) for r in cold
+    ]
+
+
+def test_a_line_seen_alone_is_not_mistaken_for_a_whole_reply_inside_a_multiline_one() -> None:
+    assert parse_all(b"250 2.0.0 Ok\r\n") == [Reply(250, (b"2.0.0 Ok",))]
+    assert parse_all(b"250-first\r\n250 2.0.0 Ok\r\n") == [Reply(250, (b"first", b"2.0.0 Ok"))]
+    with pytest.raises(SMTPProtocolError, match="code changed"):
+        parse_all(b"550-first\r\n250 2.0.0 Ok\r\n")
+
+
+def test_the_cache_of_lines_seen_stays_bounded_against_a_server_that_never_repeats() -> None:
+    parser = ReplyParser()
+    for number in range(5 * reply_module._SEEN_LINES_MAX):
+        parser.feed(b"250 2.0.0 queued as %d\r\n" % number)
+        assert len(reply_module._SEEN_LINES) <= reply_module._SEEN_LINES_MAX
+    # Long lines are never kept: at most 256 lines of 128 octets.
+    long_line = b"250 " + b"x" * 200
+    parser.feed(long_line + b"\r\n")
+    assert long_line not in reply_module._SEEN_LINES
+    assert sum(map(len, reply_module._SEEN_LINES)) <= 256 * 128
 
 
 @settings(max_examples=200)

@@ -39,6 +39,14 @@ MAX_REPLY_LINES = 1000
 
 _ENHANCED = re.compile(rb"([245])\.(\d{1,3})\.(\d{1,3})(?: |$)")
 
+# Single-line replies already parsed, by their line: a server repeats "250
+# 2.1.0 Ok" and "354 ..." for every message, and a `Reply` is immutable, so
+# a line seen before costs one lookup instead of the checks and the
+# enhanced-code match. Bounded in entries and line length; emptied when full.
+_SEEN_LINES: dict[bytes, Reply] = {}
+_SEEN_LINES_MAX = 256
+_SEEN_LINE_OCTETS = 128
+
 
 def _escape_char(char: str) -> str:
     if char == "\\":
@@ -197,6 +205,18 @@ class ReplyParser:
 
     def _feed(self, data: bytes | bytearray | memoryview, replies: list[Reply]) -> None:
         buffer = self._buffer
+        if not buffer and data[-2:] == b"\r\n":
+            # Whole lines with nothing carried over, the usual case: parse
+            # them where they are rather than through the buffer.
+            whole = bytes(data)
+            start, size = 0, len(whole)
+            while start < size:
+                end = whole.find(b"\r\n", start)
+                reply = self._line(whole[start:end])
+                start = end + 2
+                if reply is not None:
+                    replies.append(reply)
+            return
         # Only the unscanned tail can hold a new CRLF; remembering where the
         # scan stopped keeps one-byte-at-a-time input linear.
         scan_from = max(len(buffer) - 1, 0)
@@ -220,6 +240,10 @@ class ReplyParser:
             raise SMTPProtocolError(f"reply longer than {MAX_REPLY_OCTETS} octets")
 
     def _line(self, line: bytes) -> Reply | None:
+        if self._code is None:
+            seen = _SEEN_LINES.get(line)
+            if seen is not None:
+                return seen
         limit = _line_limit(line)
         if len(line) > limit:
             raise SMTPProtocolError(f"reply line longer than {limit} octets")
@@ -248,6 +272,10 @@ class ReplyParser:
         if separator == b"-":
             return None
         reply = Reply(int(code), tuple(self._lines))
+        if len(self._lines) == 1 and len(line) <= _SEEN_LINE_OCTETS:
+            if len(_SEEN_LINES) >= _SEEN_LINES_MAX:
+                _SEEN_LINES.clear()
+            _SEEN_LINES[line] = reply
         self._code = None
         self._lines = []
         self._reply_octets = 0
