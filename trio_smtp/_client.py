@@ -163,7 +163,9 @@ class Message:
     key: Hashable = None
 
 
-@dataclass(frozen=True)
+# Not frozen, to spare each message the cost of a frozen construction; a
+# plan is never changed once made.
+@dataclass(slots=True)
 class _Plan:
     """A validated transaction: everything is checked before the first byte."""
 
@@ -975,7 +977,7 @@ class SMTPClient:
             feed.waiting()
 
         if pipelining:
-            if self._session.awaiting[:1] == (SmtpOp.RSET,):
+            if self._session.next_awaited is SmtpOp.RSET:
                 # The RSET `_opening` put before a chained MAIL. Its outcome
                 # does not matter: MAIL's reply says whether the transaction
                 # started.
@@ -1114,7 +1116,7 @@ class SMTPClient:
             if last_written:
                 # The LAST chunk's reply (one per recipient in LMTP) is due
                 # too; it must not be mistaken for the RSET's below.
-                while self._session.awaiting and self._session.awaiting[0] is SmtpOp.BDAT:
+                while self._session.next_awaited is SmtpOp.BDAT:
                     await self._response()
                 self._awaiting_final = False
             # RFC 3030 2: after a failed chunk the transaction is dead, and
@@ -1142,11 +1144,7 @@ class SMTPClient:
 
         try:
             responses.append(await self._response(closing_ok=lmtp))
-            while (
-                responses[-1].reply.code != 421
-                and self._session.awaiting
-                and self._session.awaiting[0] is op
-            ):
+            while responses[-1].reply.code != 421 and self._session.next_awaited is op:
                 responses.append(await self._response(closing_ok=lmtp))
         except OutcomeUnknown as exc:
             raise unknown_fate(str(exc)) from exc

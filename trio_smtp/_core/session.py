@@ -132,7 +132,9 @@ class _Transaction:
     accepted: list[ForwardPath]
 
 
-@dataclass(frozen=True)
+# Not frozen: one is made per command, and a frozen dataclass pays for its
+# immutability on every construction. Nothing mutates one after it is queued.
+@dataclass(slots=True)
 class _Pending:
     op: SmtpOp
     command: Command | None
@@ -218,6 +220,11 @@ class ClientSession:
     def awaiting(self) -> tuple[SmtpOp, ...]:
         """The operations sent and not yet answered, oldest first."""
         return tuple(pending.op for pending in self._pending)
+
+    @property
+    def next_awaited(self) -> SmtpOp | None:
+        """The oldest operation sent and not yet answered (``awaiting[0]``), or None."""
+        return self._pending[0].op if self._pending else None
 
     @property
     def body_octets(self) -> int:
@@ -575,7 +582,33 @@ class ClientSession:
             self._close_by_server()
             return response
         success = reply.is_positive or reply.code == _INTERMEDIATE.get(op)
-        if op in (SmtpOp.EHLO, SmtpOp.LHLO, SmtpOp.HELO):
+        # The commands of a transaction come first: they are nearly every reply.
+        if op is SmtpOp.MAIL:
+            if success:
+                self._state = SessionState.TRANSACTION
+                self._current = pending.transaction
+        elif op is SmtpOp.RCPT:
+            if success and pending.recipient is not None and pending.transaction is not None:
+                pending.transaction.accepted.append(pending.recipient)
+        elif op is SmtpOp.DATA:
+            if success:
+                accepted = pending.transaction.accepted if pending.transaction else []
+                if self.lmtp and not accepted:
+                    # RFC 2033 4.2: DATA must fail when no RCPT succeeded.
+                    raise SMTPProtocolError("LMTP server accepted DATA with no valid recipient")
+                self._state = SessionState.DATA
+                self._stuffer = DotStuffer()
+                self._end_sent = False
+        elif op is SmtpOp.DATA_END or op is SmtpOp.BDAT:
+            last = op is SmtpOp.DATA_END or (
+                isinstance(pending.command, Bdat) and pending.command.last
+            )
+            if last:
+                if pending.final:
+                    self._end_transaction()
+            elif success and self._state in (SessionState.TRANSACTION, SessionState.DATA):
+                self._state = SessionState.DATA
+        elif op in (SmtpOp.EHLO, SmtpOp.LHLO, SmtpOp.HELO):
             if reply.is_positive:
                 self._capabilities = (
                     Capabilities.none() if op is SmtpOp.HELO else Capabilities.from_reply(reply)
@@ -595,31 +628,6 @@ class ClientSession:
             else:
                 self._authenticated = success
                 self._state = SessionState.READY
-        elif op is SmtpOp.MAIL:
-            if success:
-                self._state = SessionState.TRANSACTION
-                self._current = pending.transaction
-        elif op is SmtpOp.RCPT:
-            if success and pending.recipient is not None and pending.transaction is not None:
-                pending.transaction.accepted.append(pending.recipient)
-        elif op is SmtpOp.DATA:
-            if success:
-                accepted = pending.transaction.accepted if pending.transaction else []
-                if self.lmtp and not accepted:
-                    # RFC 2033 4.2: DATA must fail when no RCPT succeeded.
-                    raise SMTPProtocolError("LMTP server accepted DATA with no valid recipient")
-                self._state = SessionState.DATA
-                self._stuffer = DotStuffer()
-                self._end_sent = False
-        elif op in (SmtpOp.DATA_END, SmtpOp.BDAT):
-            last = op is SmtpOp.DATA_END or (
-                isinstance(pending.command, Bdat) and pending.command.last
-            )
-            if last:
-                if pending.final:
-                    self._end_transaction()
-            elif success and self._state in (SessionState.TRANSACTION, SessionState.DATA):
-                self._state = SessionState.DATA
         elif op is SmtpOp.RSET:
             if success:
                 self._end_transaction()
