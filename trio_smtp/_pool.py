@@ -523,6 +523,11 @@ class SMTPPool:
         self._failure: SMTPError | None = None
         self._closing = False
         self._closed = False
+        # Set once an exception escapes a connection's task: the nursery is
+        # then tearing the pool down, and a replacement would only fail again
+        # (a factory that raises TypeError would otherwise be retried in a
+        # loop until the cancellation lands).
+        self._crashed = False
         self._jobs: set[BulkJob] = set()
         self._window = 4 * max_connections + 8
         self._numbers = 0
@@ -748,7 +753,7 @@ class SMTPPool:
 
     def _dispatch(self) -> None:
         """Wake idle connections for queued work, and open new ones up to the cap."""
-        if self._failure is not None or self._closed:
+        if self._failure is not None or self._closed or self._crashed:
             return
         waiting = len(self._pending)
         while waiting and self._idle:
@@ -767,12 +772,14 @@ class SMTPPool:
     async def _run_connection(self, conn: _Connection) -> None:
         """One connection's life: connect, serve queued messages, close."""
         reason = "done"
+        escaped = True
         try:
             try:
                 manager = self._connect()
                 client = await manager.__aenter__()
             except (SMTPError, OSError) as exc:
                 self._connect_failed(conn, exc)
+                escaped = False
                 return
             try:
                 conn.client = client
@@ -787,7 +794,10 @@ class SMTPPool:
                     raise
             else:
                 await manager.__aexit__(None, None, None)
+            escaped = False
         finally:
+            if escaped:
+                self._crashed = True
             self._connection_gone(conn, reason)
 
     def _connect_failed(self, conn: _Connection, exc: SMTPError | OSError) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -37,6 +38,9 @@ from trio_smtp.testing import (
     open_test_server,
     reply_override,
 )
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found,unused-ignore]
 
 from .helpers import (
     GREYLISTED,
@@ -265,6 +269,35 @@ async def test_connect_failure_surfaces_once(greeting: str) -> None:
     # Every message (a list) has its delivery; none was sent.
     assert len(got) == 500 and {d.status for d in got} == {DeliveryStatus.NOT_SENT}
     assert all(d.error is raised.value for d in got if d.error is not None)
+
+
+async def test_a_connect_factory_that_raises_a_bug_is_called_once_and_raised_once() -> None:
+    # Not an SMTP or network failure but a programming error (a factory
+    # returning a coroutine instead of a context manager): the pool must not
+    # replace the connection in a loop while its nursery goes down.
+    calls = 0
+
+    def broken_connect() -> Any:
+        nonlocal calls
+        calls += 1
+        raise TypeError("not a context manager")
+
+    with trio.fail_after(10):
+        with pytest.raises(BaseExceptionGroup) as raised:
+            async with open_pool(broken_connect, max_connections=1) as pool:
+                async for _ in pool.send_all(make_messages(200, mixed=False)):
+                    pass
+    assert calls == 1
+    leaves = list(_leaves(raised.value))
+    assert len(leaves) == 1 and isinstance(leaves[0], TypeError)
+
+
+def _leaves(group: BaseExceptionGroup[Any]) -> Iterator[BaseException]:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            yield from _leaves(exc)
+        else:
+            yield exc
 
 
 async def test_login_failure_surfaces_once() -> None:
