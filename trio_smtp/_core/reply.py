@@ -208,28 +208,13 @@ class ReplyParser:
         if not buffer and data[-2:] == b"\r\n":
             # Whole lines with nothing carried over, the usual case: parse
             # them where they are rather than through the buffer.
-            whole = bytes(data)
-            start, size = 0, len(whole)
-            while start < size:
-                end = whole.find(b"\r\n", start)
-                reply = self._line(whole[start:end])
-                start = end + 2
-                if reply is not None:
-                    replies.append(reply)
+            self._scan(bytes(data), 0, replies)
             return
         # Only the unscanned tail can hold a new CRLF; remembering where the
         # scan stopped keeps one-byte-at-a-time input linear.
         scan_from = max(len(buffer) - 1, 0)
         buffer += data
-        start = 0
-        while True:
-            end = buffer.find(b"\r\n", max(start, scan_from))
-            if end < 0:
-                break
-            reply = self._line(bytes(buffer[start:end]))
-            start = end + 2
-            if reply is not None:
-                replies.append(reply)
+        start = self._scan(buffer, scan_from, replies)
         if start:
             del buffer[:start]
         # A line still waiting for its CRLF may hold one CR of that CRLF.
@@ -238,6 +223,22 @@ class ReplyParser:
             raise SMTPProtocolError(f"reply line longer than {limit} octets")
         if self._reply_octets + len(buffer) > MAX_REPLY_OCTETS:
             raise SMTPProtocolError(f"reply longer than {MAX_REPLY_OCTETS} octets")
+
+    def _scan(self, source: bytes | bytearray, scan_from: int, replies: list[Reply]) -> int:
+        """Parse each complete line of ``source``; returns where the incomplete rest begins.
+
+        The first CRLF is searched for from ``scan_from`` on: before it, the
+        caller has looked already.
+        """
+        start = 0
+        end = source.find(b"\r\n", scan_from)
+        while end >= 0:
+            reply = self._line(bytes(source[start:end]))
+            start = end + 2
+            if reply is not None:
+                replies.append(reply)
+            end = source.find(b"\r\n", start)
+        return start
 
     def _line(self, line: bytes) -> Reply | None:
         if self._code is None:
