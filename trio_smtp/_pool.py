@@ -772,14 +772,12 @@ class SMTPPool:
     async def _run_connection(self, conn: _Connection) -> None:
         """One connection's life: connect, serve queued messages, close."""
         reason = "done"
-        escaped = True
         try:
             try:
                 manager = self._connect()
                 client = await manager.__aenter__()
             except (SMTPError, OSError) as exc:
                 self._connect_failed(conn, exc)
-                escaped = False
                 return
             try:
                 conn.client = client
@@ -794,10 +792,10 @@ class SMTPPool:
                     raise
             else:
                 await manager.__aexit__(None, None, None)
-            escaped = False
+        except BaseException:
+            self._crashed = True
+            raise
         finally:
-            if escaped:
-                self._crashed = True
             self._connection_gone(conn, reason)
 
     def _connect_failed(self, conn: _Connection, exc: SMTPError | OSError) -> None:
