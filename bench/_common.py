@@ -1,4 +1,4 @@
-"""Small pieces the bench scripts share: timing a measured section, reading a reply.
+"""Small pieces the bench scripts share: timing a measured section, reading a reply, ending a run.
 
 This module owns only what more than one bench script needs and imports
 nothing heavy, so that ``bench/stream.py``'s workers can use it without
@@ -9,11 +9,14 @@ smtplib).
 from __future__ import annotations
 
 import cProfile
+import json
+import os
 import pstats
 import resource
 import sys
 import time
-from typing import IO
+from pathlib import Path
+from typing import IO, Any
 
 
 class Timer:
@@ -66,3 +69,29 @@ def read_reply(file: IO[bytes]) -> bytes:
         lines.append(line)
         if line[3:4] != b"-":
             return b"".join(lines)
+
+
+def finish_run(
+    report: dict[str, Any],
+    started: float,
+    json_path: str | None,
+    failed: bool,
+    *,
+    reproduce: str | None = None,
+) -> int:
+    """End a bench run: its duration and load into ``report``, the closing line, the JSON.
+
+    ``started`` is the run's `time.monotonic` start. Returns the exit status:
+    1 when ``failed``, else 0.
+    """
+    load = os.getloadavg()
+    report["load_average_end"] = load
+    report["seconds"] = time.monotonic() - started
+    how = f"; to reproduce: {reproduce}" if reproduce else ""
+    print(
+        f"\ndone in {report['seconds']:.0f} s; "
+        f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}{how}"
+    )
+    if json_path:
+        Path(json_path).write_text(json.dumps(report, indent=2) + "\n")
+    return 1 if failed else 0

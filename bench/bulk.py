@@ -81,6 +81,7 @@ from typing import TYPE_CHECKING, Any
 
 import _peers
 import client as harness
+from _common import finish_run
 
 if TYPE_CHECKING:
     import trio
@@ -569,14 +570,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     report["rows"] = print_rows(rows)
     failed = any(row.errors for row in rows)
-    load = os.getloadavg()
-    print(
-        f"\ndone in {time.monotonic() - started:.0f} s; "
-        f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
-    )
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
-    return 1 if failed else 0
+    return finish_run(report, started, args.json, failed)
 
 
 if __name__ == "__main__":

@@ -77,7 +77,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import _peers
-from _common import read_reply
+from _common import finish_run, read_reply
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -871,16 +871,7 @@ def main(argv: list[str] | None = None) -> int:
                     }
                 )
 
-    load = os.getloadavg()
-    report["load_average_end"] = load
-    report["seconds"] = time.monotonic() - started
-    print()
-    print(
-        f"done in {report['seconds']:.0f} s; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
-    )
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
-    return 1 if failed else 0
+    return finish_run(report, started, args.json, failed)
 
 
 if __name__ == "__main__":

@@ -88,7 +88,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
 
-from _common import Timer, read_reply
+from _common import Timer, finish_run, read_reply
 
 if TYPE_CHECKING:
     import client as harness
@@ -904,17 +904,7 @@ def main(argv: list[str] | None = None) -> int:
                     "rows": rows,
                 }
             )
-    load = os.getloadavg()
-    report["load_average_end"] = load
-    report["seconds"] = time.monotonic() - started
-    print()
-    print(
-        f"done in {report['seconds']:.0f} s; load average "
-        f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; to reproduce: {report['command']}"
-    )
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
-    return 1 if failed else 0
+    return finish_run(report, started, args.json, failed, reproduce=report["command"])
 
 
 if __name__ == "__main__":
