@@ -2,9 +2,10 @@
 
 This module owns the "no I/O" measurement that ``bench/client.py`` prints
 beside its tables: `SMTPClient.send_mail` (and `send_batch`) over a stream
-that answers every write at once with canned replies (a checkpoint per call, as a real socket
-stream makes), so what is timed is trio-smtp's Python work per message plus
-trio's scheduling, and nothing of the kernel, the server or the network::
+that answers every write at once with canned replies (a checkpoint per
+call, as a real socket stream makes), so what is timed is trio-smtp's
+Python work per message plus trio's scheduling, and nothing of the kernel,
+the server or the network::
 
     python bench/_canned.py [--messages 5000] [--rounds 3] [--cpu LIST]
 
@@ -32,9 +33,9 @@ class CannedStream(trio.abc.Stream):
     """Answers what trio-smtp writes, one message at a time or pipelined, instantly.
 
     Each write is read as the server would: commands line by line, a DATA
-    body up to its end marker (possibly in a later write), a BDAT chunk by
-    its announced size; each gets its canned reply, all queued for the next
-    ``receive_some``.
+    body (written whole, after the 354) up to its end marker, a BDAT chunk
+    by its announced size, across writes if need be; each gets its canned
+    reply, all queued for the next ``receive_some``.
     """
 
     def __init__(self, chunking: bool) -> None:
