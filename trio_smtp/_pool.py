@@ -868,20 +868,25 @@ class SMTPPool:
 
     async def _run_stream(self, conn: _Connection, client: SMTPClient) -> bool:
         """One `SMTPClient._send_stream` over ``conn``: queued messages in, deliveries out."""
-        taken: list[_Item] = []
+        # By the stream's numbering, and dropped once concluded: a stream can
+        # last the whole job, and keeping every item would keep every body.
+        in_flight: dict[int, _Item] = {}
+        taken = 0
 
         def take() -> Message | None:
-            item = self._take(conn, first_of_stream=not taken)
+            nonlocal taken
+            item = self._take(conn, first_of_stream=taken == 0)
             if item is None:
                 return None
-            taken.append(item)
+            in_flight[taken] = item
+            taken += 1
             return item.message
 
         def conclude(number: int, result: SendOutcome | SMTPError) -> None:
-            self._conclude(conn, taken[number], result)
+            self._conclude(conn, in_flight.pop(number), result)
 
         def give_back(number: int) -> None:
-            self._give_back(conn, taken[number])
+            self._give_back(conn, in_flight.pop(number))
 
         return await client._send_stream(take, conclude, give_back)
 

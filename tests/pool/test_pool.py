@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import math
 import sys
+import weakref
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -342,6 +343,35 @@ async def test_bodies_are_taken_lazily() -> None:
                         await trio.sleep(0.05)  # a slow consumer: the job waits
                         assert pulled - seen <= window
     assert pulled == seen == 300 == len(server.messages)
+
+
+@pytest.mark.parametrize("transfer", ["data", "auto"])
+async def test_a_long_stream_lets_go_of_the_messages_it_delivered(
+    transfer: trio_smtp._client.Transfer,
+) -> None:
+    # One connection with work always queued sends the whole job as one
+    # pipelined stream. Holding on to what it sent would keep every body of
+    # the job alive, and the garbage collector's pauses would grow with it.
+    alive: weakref.WeakValueDictionary[int, Message] = weakref.WeakValueDictionary()
+    window = 4 * 1 + 8  # what a pool of one connection takes ahead
+
+    def bulk() -> Iterator[Message]:
+        for number in range(400):
+            body = f"X-Key: k{number}\r\n\r\nHello {number}.\r\n"
+            message = Message(SENDER, [RECIPIENT], body, transfer=transfer, key=number)
+            alive[number] = message
+            yield message
+
+    most_alive = 0
+    async with open_test_server() as server:
+        with trio.fail_after(20):
+            async with open_pool(tcp_connect(server), max_connections=1) as pool:
+                async for _ in pool.send_all(bulk()):
+                    most_alive = max(most_alive, len(alive))
+                opened = pool.statistics().connections_opened
+    assert len(server.messages) == 400
+    assert opened == 1
+    assert most_alive <= window
 
 
 async def test_async_inputs() -> None:
