@@ -528,9 +528,15 @@ def _qp_escape(data: bytes) -> bytes:
     whitespace at the very end; its own soft breaks (bare LF, or CRLF when
     it spots CRLF in the input) are removed: the callers cut lines themselves.
     A raw CR or LF never survives escaping, so only soft breaks match.
+
+    b2a_qp also writes a "." that starts one of its own lines and ends the
+    line or the data as "=2E". Its lines are not ours, so that depended on
+    where a chunk began; it is undone (a literal "=" is "=3D", so "=2E" is
+    only ever that dot). A line of one dot is the transport's business: SMTP
+    dot-stuffs it.
     """
     escaped = binascii.b2a_qp(data, quotetabs=False, istext=False, header=False)
-    return escaped.replace(b"=\r\n", b"").replace(b"=\n", b"")
+    return escaped.replace(b"=\r\n", b"").replace(b"=\n", b"").replace(b"=2E", b".")
 
 
 def _qp_lines(block: bytes) -> bytes:
