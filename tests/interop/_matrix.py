@@ -39,6 +39,7 @@ FEATURES = {
     "implicit-tls": "implicit TLS",
     "lmtp-per-recipient": "LMTP per-recipient replies",
     "cancel-mid-body": "cancelled mid-body: nothing delivered",
+    "pool": "pool: bulk job, replaced connections, stored once",
     "smuggling": "SECURITY 11 smuggling vectors: one message",
     "strict": "SECURITY 17 strictest settings accept the client",
 }
