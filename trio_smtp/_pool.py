@@ -664,21 +664,25 @@ class SMTPPool:
         item.job._settle(delivery)
 
     def _drop_pending(self, job: BulkJob | None) -> None:
-        """Settle the queued messages of ``job`` (every job when None) without sending.
-
-        A message never tried is NOT_SENT (its error: the pool's failure, if
-        that is why); one whose retry was waiting is DEFERRED.
-        """
+        """Settle the queued messages of ``job`` (every job when None) without sending."""
         keep: deque[_Item] = deque()
         dropped: list[_Item] = []
         for item in self._pending:
             (dropped if job is None or item.job is job else keep).append(item)
         self._pending = keep
         for item in dropped:
-            if item.attempts > 0:
-                self._finish(item, DeliveryStatus.DEFERRED, error=item.last_error)
-            else:
-                self._finish(item, DeliveryStatus.NOT_SENT, error=self._failure)
+            self._finish_unsent(item)
+
+    def _finish_unsent(self, item: _Item, peer: str = "pool") -> None:
+        """Settle a message that will not be tried (again) without sending it.
+
+        Never tried, it is NOT_SENT (its error: the pool's failure, if that
+        is why); tried before and waiting for a retry, it is DEFERRED.
+        """
+        if item.attempts > 0:
+            self._finish(item, DeliveryStatus.DEFERRED, error=item.last_error, peer=peer)
+        else:
+            self._finish(item, DeliveryStatus.NOT_SENT, error=self._failure, peer=peer)
 
     def _take(self, conn: _Connection, first_of_stream: bool) -> _Item | None:
         """The next message for ``conn``, or None (no work, rate limit, replacement due)."""
@@ -701,10 +705,7 @@ class SMTPPool:
         conn.taken -= 1
         if item.job.cancelled or self._failure is not None or self._closed:
             # What _drop_pending would have made of it, had it stayed queued.
-            if item.attempts > 0:
-                self._finish(item, DeliveryStatus.DEFERRED, error=item.last_error, peer=conn.peer)
-            else:
-                self._finish(item, DeliveryStatus.NOT_SENT, error=self._failure, peer=conn.peer)
+            self._finish_unsent(item, peer=conn.peer)
             return
         # Its place was the front of the queue: it was next.
         self._enqueue(item, front=True)
