@@ -25,8 +25,8 @@ or LF (at about ``bytes.find`` speed) and one ``find`` pass whose pieces are
 joined once (no copy at all when no line starts with ``.``); LF-only input
 one ``replace`` more, mixed input three. Chunk boundaries cost O(1): the few
 bytes around a boundary go into a prefix or are cut off within that same
-single join, never by prepending to or re-slicing a large buffer. ``bench/core.py`` measures it
-against ``bytes.replace``.
+single join, never by prepending to or re-slicing a large buffer.
+``bench/core.py`` measures it against ``bytes.replace``.
 
 This module never imports trio.
 """
@@ -50,12 +50,12 @@ _STUFF_TO = b"\r\n.."
 # at least this many octets apart on average (measured: about where a Python
 # loop over find() stops beating bytes.replace), after a few matches.
 _SPARSE_MIN_SPACING = 2048
+_SPARSE_MIN_MATCHES = 32
 # A trailing CR has no next octet and does not match: it is held back. The
 # lookbehind sees the octet before a search's start, so an LF there counts
 # as no CR.
 _CR_NOT_BEFORE_LF = re.compile(rb"\r[^\n]")
 _LF_NOT_AFTER_CR = re.compile(rb"\n(?<!\r\n)")
-_SPARSE_MIN_MATCHES = 32
 
 
 class _Canonicaliser:
